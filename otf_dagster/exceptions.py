@@ -1,0 +1,74 @@
+"""The project's exceptions: one base class, messages that name the value and what to do."""
+
+from __future__ import annotations
+
+
+class OtfError(Exception):
+    """Base class of every error this project raises on purpose.
+
+    The CLI prints ``str(error)`` as one line and exits non-zero; anything else is a bug.
+    """
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(OtfError):
+    """A setting is missing or malformed (environment, YAML, resource config)."""
+
+
+# --- the task store ------------------------------------------------------------------------
+
+
+class StoreError(OtfError):
+    """The task database refused or failed an operation."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The task database cannot be reached; retriable once it is back."""
+
+
+class InvalidTaskType(StoreError):
+    """A task type definition is malformed (bad name, interval, handler, template...)."""
+
+
+class UnknownTaskType(StoreError):
+    """A task type that does not exist, or is soft-deleted, was named."""
+
+
+class UnknownTask(StoreError):
+    """A task id that does not exist was named."""
+
+
+class StaleTransition(StoreError):
+    """A state change was refused: the task is no longer in the state/attempt the writer expected.
+
+    This is the fencing that keeps a stale runner or a second manager from overwriting newer state.
+    """
+
+
+class InvalidReport(StoreError):
+    """A service's progress report was refused (unknown state, moving backwards, ...)."""
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+
+class FeedError(OtfError):
+    """A sports feed failed to answer usefully."""
+
+
+class RetriableFeedError(FeedError):
+    """A failure that may pass: connection errors, timeouts, 429, 5xx."""
+
+
+class FatalFeedError(FeedError):
+    """A failure that will not pass by retrying: 4xx other than 429, a body of the wrong shape."""
+
+
+class UnknownGame(FatalFeedError):
+    """The feed does not know this game id (404 or an error body)."""
+
+
+class MalformedFeed(FatalFeedError):
+    """The feed answered, but not with the JSON shape expected; names the URL and an excerpt."""
