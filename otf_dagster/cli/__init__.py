@@ -1,0 +1,41 @@
+"""The ``otf`` command line: one click group, one module per topic.
+
+Every :class:`~otf_dagster.exceptions.OtfError` becomes one line on stderr and exit code 1;
+a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from otf_dagster.exceptions import OtfError
+
+
+class _OtfGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OtfError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_OtfGroup)
+def cli() -> None:
+    """otf: the Task Manager's command line (database, task types, tasks, feeds, events)."""
+
+
+def _register() -> None:
+    from otf_dagster.cli import db, tasks
+
+    cli.add_command(db.db)
+    cli.add_command(db.task_types_group)
+    cli.add_command(db.env)
+    cli.add_command(tasks.tasks)
+
+
+def main() -> None:
+    _register()
+    cli(prog_name="otf")

@@ -1,0 +1,85 @@
+"""``otf tasks ...``: schedule, list and inspect tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from otf_dagster import embedded
+from otf_dagster.cli._output import emit_object, emit_rows, to_json
+from otf_dagster.exceptions import StoreError
+from otf_dagster.models import TaskState
+from otf_dagster.store import TaskStore
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise StoreError(
+            f"--at {value!r} is not an ISO time; write e.g. 2026-11-27T19:30:00Z or 2026-11-27T14:30-05:00"
+        ) from None
+    if at.tzinfo is None:
+        raise StoreError(f"--at {value!r} has no time zone; add Z (UTC) or an offset such as -05:00")
+    return at
+
+
+@click.group()
+def tasks() -> None:
+    """Tasks: one row per (type, external key), and their state history."""
+
+
+@tasks.command()
+@click.option("--type", "task_type", required=True, help="Task type name, e.g. NBA_GAME_BOXSCORE.")
+@click.option("--key", required=True, help="External key, e.g. a game id.")
+@click.option("--at", "at", required=True, help="When it becomes ready (ISO time with zone).")
+@json_option
+def schedule(task_type: str, key: str, at: str, as_json: bool) -> None:
+    """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time)."""
+    when = parse_time(at)
+    with TaskStore(embedded.resolve_task_url()) as store:
+        task_id, outcome = store.schedule_task(task_type, key, when, source="cli")
+    if as_json:
+        click.echo(to_json({"task_id": task_id, "outcome": outcome, "scheduled_at": when}))
+    else:
+        click.echo(f"{outcome} {task_id} at {when.isoformat()}")
+
+
+@tasks.command("list")
+@click.option("--state", type=click.Choice([s.value for s in TaskState], case_sensitive=False))
+@click.option("--type", "task_type", default=None, help="Only this task type.")
+@click.option("--limit", default=200, show_default=True)
+@json_option
+def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool) -> None:
+    """List tasks, newest scheduled first."""
+    with TaskStore(embedded.resolve_task_url()) as store:
+        rows = store.list_tasks(state=state, task_type=task_type, limit=limit)
+    cols = ["task_id", "task_type", "external_key", "scheduled_at", "state", "attempt", "run_id", "last_error"]
+    emit_rows([t.to_dict() for t in rows], as_json, None if as_json else cols)
+
+
+@tasks.command()
+@click.argument("task_id")
+@json_option
+def show(task_id: str, as_json: bool) -> None:
+    """A task, its services' states and its state history."""
+    with TaskStore(embedded.resolve_task_url()) as store:
+        task = store.get_task(task_id)
+        history = store.state_history(task_id)
+        services = store.service_states(task_id)
+        events = store.task_events(task_id)
+    if as_json:
+        click.echo(to_json({"task": task.to_dict(), "services": services, "history": history, "events": events}))
+        return
+    d = task.to_dict()
+    d.pop("checkpoint", None)
+    emit_object(d, False)
+    click.echo("\nservices:")
+    emit_rows(services, False, ["service", "state", "attempt", "updated_at", "detail"])
+    click.echo("\nhistory:")
+    emit_rows(history, False, ["time", "attempt", "service", "state", "previous_state", "source", "detail"])
+    click.echo(f"\nevents: {len(events)}")
+    emit_rows(events[-20:], False, ["task_seq", "time", "kind", "payload"])

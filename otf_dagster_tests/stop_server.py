@@ -1,0 +1,6 @@
+"""Stop the test suite's embedded PostgreSQL (``make test`` runs this at the end)."""
+
+from otf_dagster import config, embedded
+
+if __name__ == "__main__":
+    embedded.stop(config.state_dir() / "test-pgdata")
