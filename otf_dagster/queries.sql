@@ -105,12 +105,31 @@ WHERE task_id = %(task_id)s AND state = %(from_state)s AND attempt = %(attempt)s
 RETURNING *;
 
 -- name: relaunch
--- A STARTED task whose runner was lost gets the next attempt (a new fencing token).
-UPDATE tasks
-SET attempt = attempt + 1, run_id = NULL, heartbeat_at = now(), started_at = now(),
+-- A STARTED task whose runner was lost gets the next attempt (a new fencing token); never one
+-- whose runner already reported its end (it may wait for other services).
+UPDATE tasks t
+SET attempt = t.attempt + 1, run_id = NULL, heartbeat_at = now(), started_at = now(),
     last_error = %(reason)s, updated_at = now()
-WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
-RETURNING *;
+WHERE t.task_id = %(task_id)s AND t.state = 'STARTED' AND t.attempt = %(attempt)s
+  AND NOT EXISTS (SELECT 1 FROM task_service_states ss
+                  WHERE ss.task_id = t.task_id AND ss.service = 'runner'
+                    AND ss.attempt = t.attempt AND ss.state <> 'STARTED')
+RETURNING t.*;
+
+-- name: adopt
+-- A runner launched by hand (no attempt tag) takes the task: a SCHEDULED task starts now, a
+-- STARTED one moves to the next attempt so any earlier runner is fenced out.
+UPDATE tasks t
+SET state = 'STARTED', attempt = t.attempt + 1, run_id = %(run_id)s, heartbeat_at = now(),
+    started_at = now(), updated_at = now()
+FROM task_types tt
+WHERE t.task_id = %(task_id)s AND tt.name = t.task_type AND tt.deleted_at IS NULL
+  AND (t.state = 'SCHEDULED'
+       OR (t.state = 'STARTED' AND NOT EXISTS (
+             SELECT 1 FROM task_service_states ss
+             WHERE ss.task_id = t.task_id AND ss.service = 'runner'
+               AND ss.attempt = t.attempt AND ss.state <> 'STARTED')))
+RETURNING t.*, (SELECT state FROM tasks WHERE task_id = %(task_id)s) AS previous_state;
 
 -- name: insert_state
 INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source, detail)
@@ -137,6 +156,8 @@ UPDATE tasks
 SET checkpoint = %(checkpoint)s, heartbeat_at = now(), run_id = coalesce(%(run_id)s, run_id),
     updated_at = now()
 WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+  AND (%(expected_seq)s::int IS NULL
+       OR coalesce((checkpoint ->> 'next_seq')::int, 1) = %(expected_seq)s::int)
 RETURNING task_id, task_type;
 
 -- name: lock_events
@@ -172,3 +193,8 @@ ORDER BY task_seq, seq;
 
 -- name: state_enum_values
 SELECT unnest(enum_range(NULL::task_state))::text AS value;
+
+-- name: scheduled_between
+SELECT task_id, external_key, state, scheduled_at FROM tasks
+WHERE task_type = %(task_type)s AND scheduled_at >= %(start)s AND scheduled_at < %(end)s
+ORDER BY scheduled_at, task_id;

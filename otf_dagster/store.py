@@ -188,50 +188,58 @@ class TaskStore:
             if not isinstance(at, datetime) or at.tzinfo is None:
                 raise StoreError(f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime")
 
-        def work(c: psycopg.Connection) -> list[tuple[str, str]]:
-            # FOR SHARE: a concurrent soft delete waits for us, or we see it and refuse.
-            if c.execute(Q["lock_live_task_type"], {"name": task_type}).fetchone() is None:
-                raise UnknownTaskType(
-                    f"cannot schedule: task type {task_type!r} does not exist or is soft-deleted; "
-                    "see `otf task-types list`"
-                )
-            out = []
-            for key, at, params in items:
-                task_id = task_id_for(task_type, key)
-                row = c.execute(
-                    Q["schedule_task"],
-                    {
-                        "task_id": task_id,
-                        "task_type": task_type,
-                        "external_key": key,
-                        "scheduled_at": at,
-                        "params": Jsonb(params),
-                        "parent_task_id": parent_task_id,
-                    },
-                ).fetchone()
-                if row is None:
-                    existing = c.execute(
-                        Q["find_task_by_key"], {"task_type": task_type, "external_key": key}
-                    ).fetchone()
-                    out.append((existing["task_id"], "unchanged"))
-                    continue
-                if row["inserted"]:
-                    c.execute(
-                        Q["insert_state"],
-                        {
-                            "task_id": row["task_id"],
-                            "attempt": 0,
-                            "service": TASK_SERVICE,
-                            "state": TaskState.SCHEDULED,
-                            "previous_state": None,
-                            "source": source,
-                            "detail": Jsonb({"scheduled_at": at.isoformat()}),
-                        },
-                    )
-                out.append((row["task_id"], "created" if row["inserted"] else "moved"))
-            return out
+        return self._run(
+            f"schedule {task_type!r} tasks",
+            lambda c: self._schedule_in(c, task_type, items, parent_task_id=parent_task_id, source=source),
+        )
 
-        return self._run(f"schedule {task_type!r} tasks", work)
+    def _schedule_in(
+        self,
+        c: psycopg.Connection,
+        task_type: str,
+        items: Sequence[tuple[str, datetime, dict[str, Any]]],
+        *,
+        parent_task_id: str | None,
+        source: str,
+    ) -> list[tuple[str, str]]:
+        # FOR SHARE: a concurrent soft delete waits for us, or we see it and refuse.
+        if c.execute(Q["lock_live_task_type"], {"name": task_type}).fetchone() is None:
+            raise UnknownTaskType(
+                f"cannot schedule: task type {task_type!r} does not exist or is soft-deleted; "
+                "see `otf task-types list`"
+            )
+        out = []
+        for key, at, params in items:
+            row = c.execute(
+                Q["schedule_task"],
+                {
+                    "task_id": task_id_for(task_type, key),
+                    "task_type": task_type,
+                    "external_key": key,
+                    "scheduled_at": at,
+                    "params": Jsonb(params),
+                    "parent_task_id": parent_task_id,
+                },
+            ).fetchone()
+            if row is None:
+                existing = c.execute(Q["find_task_by_key"], {"task_type": task_type, "external_key": key}).fetchone()
+                out.append((existing["task_id"], "unchanged"))
+                continue
+            if row["inserted"]:
+                c.execute(
+                    Q["insert_state"],
+                    {
+                        "task_id": row["task_id"],
+                        "attempt": 0,
+                        "service": TASK_SERVICE,
+                        "state": TaskState.SCHEDULED,
+                        "previous_state": None,
+                        "source": source,
+                        "detail": Jsonb({"scheduled_at": at.isoformat(), **({"parent": parent_task_id} if parent_task_id else {})}),
+                    },
+                )
+            out.append((row["task_id"], "created" if row["inserted"] else "moved"))
+        return out
 
     def cancel_task(self, task_id: str, reason: str, *, source: str = "scheduler") -> Task:
         """SCHEDULED -> CANCELLED (a postponed or vanished game); refused once it started."""
@@ -316,6 +324,41 @@ class TaskStore:
 
         return self._run(f"re-launch task {task_id!r}", work)
 
+    def adopt(self, task_id: str, run_id: str, *, source: str = "manual") -> Task:
+        """Start ``task_id`` from a hand-launched runner (see queries.sql ``adopt``)."""
+
+        def work(c: psycopg.Connection) -> Task:
+            before = c.execute(Q["get_task"], {"task_id": task_id}).fetchone()
+            row = c.execute(Q["adopt"], {"task_id": task_id, "run_id": run_id}).fetchone()
+            if row is None:
+                if before is None:
+                    raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+                raise StaleTransition(
+                    f"task {task_id!r} is {before['state']} (attempt {before['attempt']}) and cannot be "
+                    "started by hand; schedule a new task, or check its type is not deleted"
+                )
+            c.execute(
+                Q["insert_state"],
+                {
+                    "task_id": task_id,
+                    "attempt": row["attempt"],
+                    "service": TASK_SERVICE,
+                    "state": TaskState.STARTED,
+                    "previous_state": before["state"],
+                    "source": source,
+                    "detail": Jsonb({"run_id": run_id, "manual": True}),
+                },
+            )
+            return Task.from_row(row)
+
+        return self._run(f"adopt task {task_id!r}", work)
+
+    def scheduled_between(self, task_type: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        return self._run(
+            "list tasks in window",
+            lambda c: c.execute(Q["scheduled_between"], {"task_type": task_type, "start": start, "end": end}).fetchall(),
+        )
+
     def _refusal(self, c: psycopg.Connection, task_id: str, what: str, expected: TaskState, attempt: int) -> Exception:
         cur = c.execute("SELECT state, attempt FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
         if cur is None:
@@ -351,25 +394,49 @@ class TaskStore:
         finish: TaskState | None = None,
         reason: str | None = None,
         detail: dict[str, Any] | None = None,
+        expected_seq: int | None = None,
+        follow_ups: Sequence[tuple[str, str, datetime]] = (),
     ) -> TaskState | None:
-        """One poll's writes in ONE transaction: checkpoint + heartbeat, the events, and (with
-        ``finish``) the runner's end and the task's derived overall state, which is returned.
+        """One poll's writes in ONE transaction: checkpoint + heartbeat, the events, follow-up
+        tasks, and (with ``finish``) the runner's end and the task's derived overall state,
+        which is returned.
 
         Fenced by (STARTED, attempt): a stale runner writes nothing and gets StaleTransition.
+        With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
+        idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
+        already moved to ``checkpoint['next_seq']`` and writes nothing twice.
         """
 
         def work(c: psycopg.Connection) -> TaskState | None:
             row = c.execute(
                 Q["save_checkpoint"],
-                {"task_id": task_id, "attempt": attempt, "run_id": run_id, "checkpoint": Jsonb(checkpoint)},
+                {
+                    "task_id": task_id,
+                    "attempt": attempt,
+                    "run_id": run_id,
+                    "checkpoint": Jsonb(checkpoint),
+                    "expected_seq": expected_seq,
+                },
             ).fetchone()
             if row is None:
+                cur = c.execute(Q["get_task"], {"task_id": task_id}).fetchone()
+                if (
+                    expected_seq is not None
+                    and cur is not None
+                    and cur["attempt"] == attempt
+                    and cur["checkpoint"] == checkpoint
+                ):
+                    return TaskState(cur["state"]) if finish is not None else None  # already applied
                 raise self._refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
             overall = None
             if finish is not None:
                 overall = self._finish_service(c, task_id, row["task_type"], attempt, RUNNER_SERVICE, finish, reason, detail)
             if events:
                 self._copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
+            for ftype, fkey, fat in follow_ups:
+                live = c.execute(Q["lock_live_task_type"], {"name": ftype}).fetchone()
+                if live is not None:  # a follow-up of a deleted type is skipped, never fatal
+                    self._schedule_in(c, ftype, [(fkey, fat, {})], parent_task_id=task_id, source=RUNNER_SERVICE)
             return overall
 
         return self._run(f"record poll of {task_id!r}", work)
@@ -414,7 +481,7 @@ class TaskStore:
                     "from_state": TaskState.STARTED,
                     "to_state": overall,
                     "attempt": attempt,
-                    "error": why or (reason if overall == TaskState.FAILED else None),
+                    "error": "; ".join(x for x in (why, reason) if x) if overall == TaskState.FAILED else why,
                 },
             ).fetchone()
             if row is not None:

@@ -28,12 +28,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from otf_dagster.cli import db, tasks
+    from otf_dagster.cli import db, dev, feed, simulate, tasks
 
     cli.add_command(db.db)
     cli.add_command(db.task_types_group)
     cli.add_command(db.env)
     cli.add_command(tasks.tasks)
+
+    cli.add_command(dev.dev)
+    cli.add_command(feed.feed)
+    cli.add_command(simulate.simulate)
 
 
 def main() -> None:

@@ -1,0 +1,170 @@
+"""One HTTP client per feed: pooled session, bounded retries, errors mapped to FeedError kinds.
+
+Retries live in urllib3 (429/5xx, connection and read errors, honouring Retry-After up to a cap)
+so a poll loop only ever sees RetriableFeedError, UnknownGame, FatalFeedError or MalformedFeed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from otf_dagster.exceptions import FatalFeedError, MalformedFeed, RetriableFeedError, UnknownGame
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+USER_AGENT = "otf-dagster/0.1 (+https://github.com/; live game tracker)"
+
+
+class FeedHttpError(FatalFeedError):
+    """A 4xx answer other than 404/429; ``status`` and ``url`` say which."""
+
+    def __init__(self, message: str, status: int, url: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class _CappedRetry(Retry):
+    """Retry whose Retry-After sleep is capped, so one rude header cannot stall a poll loop."""
+
+    max_retry_after: float = 30.0
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.max_retry_after)
+
+    def new(self, **kw: Any) -> _CappedRetry:
+        retry = super().new(**kw)
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+
+def excerpt(text: str | bytes, limit: int = 80) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FeedClient:
+    """GET JSON from one base URL; not thread-safe beyond what requests.Session is."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        total_retries: int = 3,
+        backoff_factor: float = 0.5,
+        max_retry_after: float = 30.0,
+        backoff_max: float = 10.0,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            from otf_dagster.exceptions import ConfigError
+
+            raise ConfigError(
+                f"feed base URL {base_url!r} is not an http(s) URL; "
+                "give e.g. https://cdn.nba.com or the simulator's http://127.0.0.1:8765"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        retry = _CappedRetry(
+            total=total_retries,
+            connect=total_retries,
+            read=total_retries,
+            status=total_retries,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=True,
+        )
+        retry.max_retry_after = max_retry_after
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+
+    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
+        url = url_or_path
+        if not url.startswith(("http://", "https://")):
+            url = f"{self.base_url}/{url.lstrip('/')}"
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        return url
+
+    def get_json(self, url_or_path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET and decode JSON, retrying what may pass; raise a FeedError kind otherwise."""
+        url = self.url_for(url_or_path, params)
+        log.debug("GET %s", url)
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.exceptions.RetryError as exc:
+            raise RetriableFeedError(
+                f"{url} kept failing after {self._retries()} retries ({exc}); try again later"
+            ) from exc
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc)
+            kind = "timed out" if timed_out else "unreachable"
+            raise RetriableFeedError(
+                f"{url} {kind} after {self._retries()} retries "
+                f"(timeouts connect/read {self.timeout[0]}s/{self.timeout[1]}s): "
+                f"{type(exc).__name__}; try again later or check the network/base URL"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise FatalFeedError(f"{url}: request failed: {exc}; check the base URL") from exc
+        return self._decode(url, response)
+
+    def _retries(self) -> int:
+        adapter = self.session.get_adapter(self.base_url)
+        return int(getattr(getattr(adapter, "max_retries", None), "total", 0) or 0)
+
+    def _decode(self, url: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise RetriableFeedError(
+                f"{url} answered HTTP {status} after {self._retries()} retries "
+                f"({excerpt(response.content)!r}); try again later"
+            )
+        if status == 404:
+            raise UnknownGame(
+                f"{url} answered 404 ({excerpt(response.content)!r}); "
+                "check the game id and the provider"
+            )
+        if 400 <= status < 600:
+            raise FeedHttpError(
+                f"{url} answered HTTP {status} ({excerpt(response.content)!r}); "
+                "retrying will not help: check the URL, id and provider",
+                status=status,
+                url=url,
+            )
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedFeed(
+                f"{url} answered HTTP {status} with a body that is not JSON: "
+                f"{excerpt(response.content)!r}; the feed may have changed or is degraded"
+            ) from exc
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> FeedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FeedClient({self.base_url!r}, timeout={self.timeout})"

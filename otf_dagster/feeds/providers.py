@@ -1,0 +1,144 @@
+"""The two feed providers behind one Protocol, and ``make_provider`` to pick one by name.
+
+Providers only fetch and hand bodies to the pure parsers; parse errors get the URL added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from otf_dagster.exceptions import ConfigError, MalformedFeed, UnknownGame
+from otf_dagster.feeds import espn, nba_cdn
+from otf_dagster.feeds.http import FeedClient, FeedHttpError
+from otf_dagster.feeds.models import BoxScore, ScheduleEntry
+
+PROVIDERS = ("nba_cdn", "espn")
+DEFAULT_BASE_URLS = {"nba_cdn": "https://cdn.nba.com", "espn": "https://site.api.espn.com"}
+
+_NBA_ID = re.compile(r"^\d{10}$")
+_ESPN_ID = re.compile(r"^\d{6,12}$")
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    def schedule(self, day: date) -> list[ScheduleEntry]: ...
+
+    def boxscore(self, game_id: str) -> BoxScore: ...
+
+
+def _parsed(url: str, parse: Callable[[], T]) -> T:
+    try:
+        return parse()
+    except MalformedFeed as exc:
+        raise MalformedFeed(f"{url}: {exc}") from exc
+
+
+class NbaCdnProvider:
+    """cdn.nba.com: today's scoreboard, the season schedule, per-game box scores."""
+
+    name = "nba_cdn"
+
+    def __init__(self, client: FeedClient) -> None:
+        self.client = client
+
+    def _get(self, path: str) -> tuple[str, Any]:
+        url = self.client.url_for(path)
+        return url, self.client.get_json(url)
+
+    def schedule(self, day: date) -> list[ScheduleEntry]:
+        """Today's scoreboard when it is about ``day`` (fresher), else the season schedule."""
+        url, doc = self._get(nba_cdn.SCOREBOARD_PATH)
+        if _parsed(url, lambda: nba_cdn.scoreboard_date(doc)) == day:
+            return _parsed(url, lambda: nba_cdn.parse_nba_scoreboard(doc))
+        url, doc = self._get(nba_cdn.SCHEDULE_PATH)
+        return _parsed(url, lambda: nba_cdn.parse_nba_schedule(doc, day))
+
+    def boxscore(self, game_id: str) -> BoxScore:
+        """The game's box score; before one exists (the CDN says 403), its scoreboard entry."""
+        game_id = str(game_id).strip()
+        if not _NBA_ID.match(game_id):
+            raise UnknownGame(
+                f"{game_id!r} is not an NBA game id (10 digits, e.g. 0022400500); "
+                "list ids with `otf feed schedule --provider nba_cdn`"
+            )
+        path = nba_cdn.BOXSCORE_PATH.format(game_id=game_id)
+        try:
+            url, doc = self._get(path)
+        except FeedHttpError as exc:
+            if exc.status != 403:
+                raise
+            return self._from_scoreboard(game_id, exc.url)
+        return _parsed(url, lambda: nba_cdn.parse_nba_boxscore(doc))
+
+    def _from_scoreboard(self, game_id: str, box_url: str) -> BoxScore:
+        url, doc = self._get(nba_cdn.SCOREBOARD_PATH)
+        boxes = _parsed(url, lambda: nba_cdn.scoreboard_boxscores(doc))
+        if game_id not in boxes:
+            raise UnknownGame(
+                f"{box_url} is refused (403) and game {game_id!r} is not on today's scoreboard; "
+                "check the game id, or retry once the game is about to start"
+            )
+        return boxes[game_id]
+
+    def playbyplay(self, game_id: str) -> dict[str, Any]:
+        """The raw play-by-play document (not normalized: used by the simulator's tests)."""
+        _url, doc = self._get(nba_cdn.PLAYBYPLAY_PATH.format(game_id=game_id))
+        return doc
+
+
+class EspnProvider:
+    """site.api.espn.com: the day's scoreboard and per-event summaries."""
+
+    name = "espn"
+
+    def __init__(self, client: FeedClient) -> None:
+        self.client = client
+
+    def schedule(self, day: date) -> list[ScheduleEntry]:
+        url = self.client.url_for(espn.SCOREBOARD_PATH, {"dates": day.strftime("%Y%m%d")})
+        doc = self.client.get_json(url)
+        return _parsed(url, lambda: espn.parse_espn_scoreboard(doc))
+
+    def boxscore(self, game_id: str) -> BoxScore:
+        game_id = str(game_id).strip()
+        if not _ESPN_ID.match(game_id):
+            raise UnknownGame(
+                f"{game_id!r} is not an ESPN event id (9 digits, e.g. 401585135); "
+                "list ids with `otf feed schedule --provider espn`"
+            )
+        url = self.client.url_for(espn.SUMMARY_PATH, {"event": game_id})
+        doc = self.client.get_json(url)
+        return _parsed(url, lambda: espn.parse_espn_summary(doc, game_id))
+
+
+_CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {
+    "nba_cdn": NbaCdnProvider,
+    "espn": EspnProvider,
+}
+
+
+def make_provider(
+    name: str,
+    base_url: str | None = None,
+    client: FeedClient | None = None,
+    **client_kwargs: Any,
+) -> Provider:
+    """A provider by name; ``base_url`` points it at the simulator, ``client`` shares one."""
+    if name not in _CLASSES:
+        raise ConfigError(
+            f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}"
+        )
+    if client is None:
+        client = FeedClient(base_url or DEFAULT_BASE_URLS[name], **client_kwargs)
+    elif base_url or client_kwargs:
+        raise ConfigError(
+            "make_provider: give either client= or base_url/client options, not both"
+        )
+    return _CLASSES[name](client)

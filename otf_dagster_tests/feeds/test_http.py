@@ -1,0 +1,162 @@
+"""FeedClient retry/fatal rules against real faults served by the simulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from otf_dagster.exceptions import (
+    ConfigError,
+    FatalFeedError,
+    MalformedFeed,
+    RetriableFeedError,
+    UnknownGame,
+)
+from otf_dagster.feeds import FeedClient, make_provider
+from otf_dagster.feeds.providers import PROVIDERS
+from otf_dagster.simulator import Simulator
+
+SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
+
+
+def client(sim: Simulator, **kw) -> FeedClient:
+    options = {"timeout": (1.0, 1.0), "total_retries": 2, "backoff_factor": 0.0}
+    options.update(kw)
+    return FeedClient(sim.base_url, **options)
+
+
+def hits(sim: Simulator, fragment: str) -> int:
+    return sum(fragment in r for r in sim.requests)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_transient_5xx_then_success(sim: Simulator, status: int) -> None:
+    sim.inject("todaysScoreboard", "error", count=1, status=status)
+    doc = client(sim).get_json(SCOREBOARD)
+    assert doc["scoreboard"]["games"]
+    assert hits(sim, "todaysScoreboard") == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_exhausted_retries_are_retriable(sim: Simulator, status: int) -> None:
+    kind = "rate_limit" if status == 429 else "error"
+    sim.inject("todaysScoreboard", kind, count=None, status=status, retry_after=0)
+    with pytest.raises(RetriableFeedError, match=f"todaysScoreboard_00.json.*{status}"):
+        client(sim).get_json(SCOREBOARD)
+    assert hits(sim, "todaysScoreboard") == 3  # first try + 2 retries
+
+
+def test_retry_after_is_honoured(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "429", count=1, retry_after=1)
+    started = time.monotonic()
+    client(sim).get_json(SCOREBOARD)
+    assert time.monotonic() - started >= 0.9
+    assert hits(sim, "todaysScoreboard") == 2
+
+
+def test_retry_after_is_capped(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "rate_limit", count=1, retry_after=3600)
+    started = time.monotonic()
+    client(sim, max_retry_after=0.2).get_json(SCOREBOARD)
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_404_is_unknown_game(sim: Simulator, provider: str) -> None:
+    game = sim.games[0]
+    game_id = game.nba_id if provider == "nba_cdn" else game.espn_id
+    sim.inject(game_id, "404", count=1)
+    p = make_provider(provider, base_url=sim.base_url, total_retries=2)
+    with pytest.raises(UnknownGame, match=game_id):
+        p.boxscore(game_id)
+    assert hits(sim, game_id) == 1  # never retried
+    assert p.boxscore(game_id).game_id == game_id
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 410])
+def test_other_4xx_are_fatal(sim: Simulator, status: int) -> None:
+    sim.inject("todaysScoreboard", "error", count=1, status=status)
+    with pytest.raises(FatalFeedError, match=str(status)) as info:
+        client(sim).get_json(SCOREBOARD)
+    assert not isinstance(info.value, RetriableFeedError | UnknownGame)
+    assert hits(sim, "todaysScoreboard") == 1
+
+
+def test_nba_403_falls_back_to_the_scoreboard(sim: Simulator) -> None:
+    """The CDN refuses box scores it has not published yet (403): use the scoreboard entry."""
+    game = sim.games[0]
+    sim.inject(f"boxscore_{game.nba_id}", "error", count=1, status=403)
+    box = make_provider("nba_cdn", base_url=sim.base_url).boxscore(game.nba_id)
+    assert (box.game_id, box.home.tricode, box.players) == (game.nba_id, "BOS", ())
+
+
+def test_malformed_body_names_the_url(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "malformed", count=1)
+    with pytest.raises(MalformedFeed) as info:
+        client(sim).get_json(SCOREBOARD)
+    message = str(info.value)
+    assert f"{sim.base_url}{SCOREBOARD}" in message
+    assert "502 Bad Gateway" in message  # the excerpt
+
+
+def test_wrong_shape_names_the_url(sim: Simulator) -> None:
+    game = sim.games[0]
+    sim.inject("summary", "malformed", count=1, body='[{"not": "a summary"}]')
+    with pytest.raises(MalformedFeed, match=rf"summary\?event={game.espn_id}.*header"):
+        make_provider("espn", base_url=sim.base_url).boxscore(game.espn_id)
+
+
+def test_slow_answer_beyond_read_timeout_is_retriable(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "slow", count=None, seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(RetriableFeedError, match="timed out"):
+        client(sim, timeout=(1.0, 0.2), total_retries=1).get_json(SCOREBOARD)
+    assert time.monotonic() - started < 1.5
+    assert hits(sim, "todaysScoreboard") == 2
+
+
+def test_one_slow_answer_is_retried(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "slow", count=1, seconds=1.0)
+    assert client(sim, timeout=(1.0, 0.2)).get_json(SCOREBOARD)["scoreboard"]
+
+
+def test_dropped_connection_is_retried_then_retriable(sim: Simulator) -> None:
+    sim.inject("todaysScoreboard", "drop", count=1)
+    assert client(sim).get_json(SCOREBOARD)["scoreboard"]
+    sim.inject("todaysScoreboard", "drop", count=None)
+    with pytest.raises(RetriableFeedError, match="todaysScoreboard"):
+        client(sim).get_json(SCOREBOARD)
+
+
+def test_connection_refused_is_retriable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    feed = FeedClient(f"http://127.0.0.1:{port}", total_retries=1, backoff_factor=0.0)
+    with pytest.raises(RetriableFeedError, match=f"127.0.0.1:{port}.*unreachable"):
+        feed.get_json("/x.json")
+
+
+def test_one_session_per_client(sim: Simulator) -> None:
+    feed = client(sim)
+    session = feed.session
+    feed.get_json(SCOREBOARD)
+    feed.get_json(SCOREBOARD)
+    assert feed.session is session
+    adapter = session.get_adapter(sim.base_url)
+    assert set(adapter.max_retries.status_forcelist) == {429, 500, 502, 503, 504}
+    assert adapter.max_retries.allowed_methods == frozenset({"GET"})
+
+
+def test_make_provider_rejects_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="'nba'.*nba_cdn, espn"):
+        make_provider("nba")
+    with pytest.raises(ConfigError, match="ftp://x"):
+        make_provider("espn", base_url="ftp://x")
+
+
+def test_make_provider_defaults_to_the_real_feeds() -> None:
+    assert make_provider("nba_cdn").client.base_url == "https://cdn.nba.com"
+    assert make_provider("espn").client.base_url == "https://site.api.espn.com"
