@@ -22,6 +22,8 @@ class TaskState(StrEnum):
         return self in (TaskState.FINISHED, TaskState.FAILED, TaskState.CANCELLED)
 
 
+_STATES = {s.value: s for s in TaskState}
+
 RUNNER_SERVICE = "runner"
 TASK_SERVICE = "task"  # the service name of the task's own lifecycle rows in task_states
 
@@ -76,9 +78,26 @@ class Task:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:
-        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
-        known["state"] = TaskState(known["state"])
-        return cls(**known)
+        """From a ``tasks`` row, whole or partial (the claim returns only what runners need)."""
+        get = row.get
+        return cls(
+            task_id=row["task_id"],
+            task_type=row["task_type"],
+            external_key=row["external_key"],
+            scheduled_at=row["scheduled_at"],
+            state=_STATES[row["state"]],
+            attempt=row["attempt"],
+            params=get("params") or {},
+            run_id=get("run_id"),
+            heartbeat_at=get("heartbeat_at"),
+            checkpoint=get("checkpoint"),
+            last_error=get("last_error"),
+            parent_task_id=get("parent_task_id"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
+            started_at=get("started_at"),
+            finished_at=get("finished_at"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

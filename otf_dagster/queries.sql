@@ -32,6 +32,12 @@ FROM task_types WHERE name = %(name)s;
 -- name: lock_live_task_type
 SELECT name FROM task_types WHERE name = %(name)s AND deleted_at IS NULL FOR SHARE;
 
+-- name: get_task_types
+SELECT name, handler, url_template, poll_interval_seconds, deadline_seconds, max_attempts,
+       max_consecutive_errors, stale_after_seconds, required_services, params, description,
+       created_at, updated_at, deleted_at
+FROM task_types WHERE name = ANY (%(names)s);
+
 -- name: list_task_types
 SELECT name, handler, url_template, poll_interval_seconds, deadline_seconds, max_attempts,
        max_consecutive_errors, stale_after_seconds, required_services, params, description,
@@ -76,9 +82,9 @@ WITH ready AS (
     UPDATE tasks t
     SET state = 'STARTED', attempt = t.attempt + 1, started_at = now(), heartbeat_at = now(),
         run_id = NULL, last_error = NULL, updated_at = now()
-    FROM ready
-    WHERE t.task_id = ready.task_id
-    RETURNING t.*
+    WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt, t.params,
+              t.parent_task_id
 ), history AS (
     INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed

@@ -254,13 +254,13 @@ class TaskStore:
         if limit <= 0:
             return []
         now = now or utcnow()
-        rows = self._run(
-            "claim ready tasks",
-            lambda c: c.execute(Q["claim_ready"], {"now": now, "limit": limit, "source": source}).fetchall(),
-        )
-        if not rows:
-            return []
-        types = {t.name: t for t in self.list_task_types(include_deleted=True)}
+        def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
+            rows = c.execute(Q["claim_ready"], {"now": now, "limit": limit, "source": source}).fetchall()
+            names = sorted({r["task_type"] for r in rows})
+            trows = c.execute(Q["get_task_types"], {"names": names}).fetchall() if names else []
+            return rows, {r["name"]: TaskType.from_row(r) for r in trows}
+
+        rows, types = self._run("claim ready tasks", work)
         return [ClaimedTask(task=Task.from_row(r), task_type=types[r["task_type"]]) for r in rows]
 
     # --- state changes ---------------------------------------------------------------------

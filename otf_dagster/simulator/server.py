@@ -193,7 +193,7 @@ class Simulator:
         return None
 
     def today(self) -> date:
-        """The scoreboard's day: the first game's (UTC) date."""
+        """The scoreboard's day: the first game's (US Eastern) date."""
         return self.games[0].day
 
     def state(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from otf_dagster.simulator.replay import (
     RECORDED_GAME_ID,
@@ -17,6 +18,9 @@ from otf_dagster.simulator.replay import (
     load_json,
     recorded_replay,
 )
+
+
+FEED_DAY_ZONE = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class SimGame:
 
     @property
     def day(self) -> date:
-        return self.start_time.date()
+        """The game's day as both real feeds list it: the US Eastern date of the tip-off."""
+        return self.start_time.astimezone(FEED_DAY_ZONE).date()
 
     @property
     def note(self) -> str:

@@ -1,0 +1,73 @@
+"""Run every bench/bench_*.py in name order, then print the combined table of bench/results.json.
+
+    python bench/run.py [--quick]
+
+Each script runs as its own subprocess (``--quick`` is passed on) and prints its own figures;
+the exit status is non-zero when any script failed (the others still run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="pass --quick to every script (smoke sizes)"
+    )
+    parser.add_argument("only", nargs="*", help="run only scripts whose name contains one of these")
+    args = parser.parse_args(argv)
+
+    scripts = sorted(_common.BENCH_DIR.glob("bench_*.py"))
+    if args.only:
+        scripts = [s for s in scripts if any(o in s.name for o in args.only)]
+    if not scripts:
+        print("no bench/bench_*.py scripts found", file=sys.stderr)
+        return 1
+
+    outcomes: list[tuple[str, int, float]] = []
+    for script in scripts:
+        cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+        print(f"\n===== {script.name} =====", flush=True)
+        start = time.perf_counter()
+        try:
+            rc = subprocess.run(cmd, cwd=_common.ROOT).returncode
+        except KeyboardInterrupt:
+            print(f"\ninterrupted during {script.name}", file=sys.stderr)
+            return 130
+        outcomes.append((script.name, rc, time.perf_counter() - start))
+
+    print("\n===== summary =====")
+    entries = _common.read_results()
+    machines = sorted({e["machine"] for e in entries if isinstance(e.get("machine"), str)})
+    print(f"machine: {_common.machine_line(_common.machine())}")
+    for m in machines:
+        print(f"  figures taken on: {m}")
+    if entries:
+        _common.print_table(entries)
+    else:
+        print(f"(no figures in {_common.RESULTS_PATH})")
+    print()
+    for name, rc, seconds in outcomes:
+        print(f"{name:32s} {'ok' if rc == 0 else f'FAILED (exit {rc})':18s} {seconds:7.1f} s")
+    failed = [name for name, rc, _ in outcomes if rc != 0]
+    missed = [e["name"] for e in entries if e.get("goal_met") is False]
+    if missed:
+        print(f"goals missed: {', '.join(missed)}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
