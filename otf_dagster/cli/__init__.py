@@ -34,7 +34,11 @@ def _register() -> None:
     cli.add_command(db.task_types_group)
     cli.add_command(db.env)
     cli.add_command(tasks.tasks)
+    from otf_dagster.cli import services as services_cli
 
+    cli.add_command(services_cli.report_cmd)
+    cli.add_command(services_cli.events)
+    cli.add_command(services_cli.subscriptions)
     cli.add_command(dev.dev)
     cli.add_command(feed.feed)
     cli.add_command(simulate.simulate)
