@@ -6,6 +6,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from otf_dagster.exceptions import DatabaseUnavailable, OtfError
 from otf_dagster.feeds import BoxScore
 from otf_dagster.ingest import ingest_day
 from otf_dagster.manager import TAG_ATTEMPT
@@ -13,6 +14,7 @@ from otf_dagster.models import TaskState
 from otf_dagster.partitions import task_partitions
 from otf_dagster.resources import FeedResource, TaskStoreResource
 from otf_dagster.runner import PollReport, TaskRunner
+from otf_dagster.timeline import timeline
 
 GAME_BOXSCORE = dg.AssetKey("game_boxscore")
 
@@ -63,6 +65,14 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
     return game_schedule
 
 
+def timeline_frame(entries: list[dict]) -> pd.DataFrame:
+    """The task's timeline as a table: lifecycle states, services' reports, events."""
+    return pd.DataFrame(
+        [{"time": e["time"].strftime("%H:%M:%S"), "type": e["type"], "what": e["summary"]} for e in entries],
+        columns=["time", "type", "what"],
+    )
+
+
 def _score_table(box: BoxScore) -> str:
     periods = max(len(box.home.periods), len(box.away.periods))
     header = ["team"] + [f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)] + ["total"]
@@ -100,6 +110,15 @@ def _poll_metadata(report: PollReport) -> dict:
 def game_boxscore(
     context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
 ) -> dg.MaterializeResult:
+    try:
+        return _run_task(context, task_store, feeds)
+    except OtfError as exc:  # one clear line in the UI, and no Dagster retry of a refusal
+        raise dg.Failure(description=str(exc), allow_retries=isinstance(exc, DatabaseUnavailable)) from exc
+
+
+def _run_task(
+    context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
+) -> dg.MaterializeResult:
     task_id = context.partition_key
     providers = feeds.providers()
     with task_store.open(f"otf-runner-{context.run_id[:8]}") as store:
@@ -120,26 +139,20 @@ def game_boxscore(
 
         runner = TaskRunner(store, providers.__getitem__, task_id, attempt, context.run_id, on_poll=on_poll)
         outcome = runner.run()
-        history = store.state_history(task_id)
+        entries = timeline(store, task_id)
 
     if outcome.state is None:
         raise dg.Failure(f"runner for {task_id} attempt {attempt} was fenced out: {outcome.reason}", allow_retries=False)
     if outcome.state == TaskState.FAILED:
         raise dg.Failure(f"task {task_id} FAILED: {outcome.reason}", allow_retries=False)
-    timeline = pd.DataFrame(
-        [
-            {"time": h["time"].strftime("%H:%M:%S"), "attempt": h["attempt"], "service": h["service"], "state": h["state"],
-             "detail": str(h["detail"] or "")[:80]}
-            for h in history
-        ]
-    )
+    frame = timeline_frame(entries)
     metadata = {
         "task_id": task_id,
         "attempt": attempt,
         "state": str(outcome.state),
         "polls": outcome.polls,
         "events_written": outcome.events,
-        "timeline": dg.MetadataValue.md(timeline.to_markdown(index=False)),
+        "timeline": dg.MetadataValue.md(frame.to_markdown(index=False)),
         "follow_ups": ", ".join(outcome.follow_ups),
     }
     if outcome.final is not None:

@@ -38,7 +38,9 @@ from otf_dagster.models import (
 )
 
 EVENTS_LOCK_KEY = 0x07F0_0002
-_EVENT_COLUMNS = ("time", "task_id", "task_runner_id", "task_type", "task_seq", "kind", "payload")
+# time is left to the column default now(): the transaction's time on the database clock, as
+# for the state rows written beside the events.
+_EVENT_COLUMNS = ("task_id", "task_runner_id", "task_type", "task_seq", "kind", "payload")
 _TASK_ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
 
 
@@ -507,12 +509,9 @@ class TaskStore:
     @staticmethod
     def _copy_events(c: psycopg.Connection, rows: Sequence[tuple[str, str, str, EventRecord]]) -> None:
         c.execute(Q["lock_events"], {"key": EVENTS_LOCK_KEY})
-        now = utcnow()
-        with c.cursor().copy(
-            f"COPY task_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
-        ) as copy:
+        with c.cursor().copy(f"COPY task_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as copy:
             for task_id, runner_id, task_type, ev in rows:
-                copy.write_row((now, task_id, runner_id, task_type, ev.task_seq, ev.kind, Jsonb(ev.payload)))
+                copy.write_row((task_id, runner_id, task_type, ev.task_seq, ev.kind, Jsonb(ev.payload)))
 
     def fail_runner(self, task_id: str, attempt: int, reason: str, *, detail: dict[str, Any] | None = None) -> TaskState:
         """The runner gave up (feed errors, deadline, its run failed for good): runner FAILED."""

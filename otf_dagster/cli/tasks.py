@@ -11,6 +11,7 @@ from otf_dagster.cli._output import emit_object, emit_rows, to_json
 from otf_dagster.exceptions import StoreError
 from otf_dagster.models import TaskState
 from otf_dagster.store import TaskStore
+from otf_dagster.timeline import timeline
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -65,21 +66,19 @@ def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool
 @click.argument("task_id")
 @json_option
 def show(task_id: str, as_json: bool) -> None:
-    """A task, its services' states and its state history."""
+    """A task, its services' states and its timeline (states, reports and events in order)."""
     with TaskStore(embedded.resolve_task_url()) as store:
         task = store.get_task(task_id)
-        history = store.state_history(task_id)
         services = store.service_states(task_id)
-        events = store.task_events(task_id)
+        entries = timeline(store, task_id)
     if as_json:
-        click.echo(to_json({"task": task.to_dict(), "services": services, "history": history, "events": events}))
+        click.echo(to_json({"task": task.to_dict(), "services": services, "timeline": entries}))
         return
     d = task.to_dict()
     d.pop("checkpoint", None)
     emit_object(d, False)
     click.echo("\nservices:")
     emit_rows(services, False, ["service", "state", "attempt", "updated_at", "detail"])
-    click.echo("\nhistory:")
-    emit_rows(history, False, ["time", "attempt", "service", "state", "previous_state", "source", "detail"])
-    click.echo(f"\nevents: {len(events)}")
-    emit_rows(events[-20:], False, ["task_seq", "time", "kind", "payload"])
+    events = sum(1 for e in entries if e["type"] == "event")
+    click.echo(f"\ntimeline ({events} events):")
+    emit_rows(entries, False, ["time", "type", "summary"])
