@@ -164,3 +164,19 @@ def test_unreachable_server_names_the_url_without_password():
     with pytest.raises(DatabaseUnavailable) as err:
         TaskStore("postgresql://u:s3cret@127.0.0.1:1/otf").list_tasks()
     assert "127.0.0.1:1" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_a_retried_poll_write_after_a_lost_acknowledgement_writes_nothing_twice(store, types):
+    """The runner retries a write whose commit went through but whose answer was lost."""
+    store.schedule_task(T, "a", NOW)
+    [c] = store.claim_ready(now=NOW)
+    tid = c.task.task_id
+    cp = {"snapshot": None, "next_seq": 3, "polls": 1}
+    events = [EventRecord(1, "game_started", {}), EventRecord(2, "period_started", {"period": 1})]
+    store.record_poll(tid, 1, "r1", cp, events, expected_seq=1)
+    store.record_poll(tid, 1, "r1", cp, events, expected_seq=1)  # the retry
+    assert [e["task_seq"] for e in store.task_events(tid)] == [1, 2]
+    # A write from a position the checkpoint has already left is refused.
+    with pytest.raises(StaleTransition):
+        store.record_poll(tid, 1, "r1", {**cp, "polls": 9}, [EventRecord(3, "game_final", {})], expected_seq=1)
+    assert len(store.task_events(tid)) == 2

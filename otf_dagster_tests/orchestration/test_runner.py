@@ -150,3 +150,34 @@ def test_a_stale_runner_stops_without_writing(store, sim_clock):
     assert outcome.state is None and "attempt 1" in outcome.reason
     t = store.get_task(task.task_id)
     assert t.state == TaskState.STARTED and t.attempt == 2 and t.checkpoint["polls"] == 2
+
+
+def test_a_runner_survives_losing_its_database_connection(store, db_url, sim_clock, pg_server):
+    """The server drops the runner's connection mid-game (as a restart does): the poll's
+    results wait in memory, the write is retried, and the stream is complete."""
+    import psycopg
+
+    sim, clock = sim_clock
+    apply_test_types(store)
+    task = start_task(store, sim.games[0].nba_id, clock)
+    runner_store = TaskStore(db_url, application_name="runner-under-test")
+    dropped = []
+
+    def on_poll(report):
+        if report.poll in (2, 4):
+            with psycopg.connect(db_url, autocommit=True) as admin:
+                n = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'runner-under-test'"
+                ).fetchone()[0]
+            dropped.append(n)
+
+    outcome = TaskRunner(
+        runner_store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll, db_retry_seconds=0.01
+    ).run()
+    runner_store.close()
+    assert dropped == [1, 1]
+    assert outcome.state == TaskState.FINISHED
+    events = store.task_events(task.task_id)
+    assert [e["task_seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["payload"]["home_score"] == 124
