@@ -27,10 +27,14 @@ ROOT = _common.ROOT
 GOAL_MS = 5.0
 FIXTURES = ROOT / "otf_dagster_tests" / "fixtures"
 CASES = {
-    "nba_cdn": ("nba_cdn/boxscore/boxscore_0042200123_PHI-at-BKN_status3_final.json",
-                lambda doc: parse_nba_boxscore(doc)),
-    "espn": ("espn/summary/summary_401585135_BOS-at-IND_post.json",
-             lambda doc: parse_espn_summary(doc, "401585135")),
+    "nba_cdn": (
+        "nba_cdn/boxscore/boxscore_0042200123_PHI-at-BKN_status3_final.json",
+        lambda doc: parse_nba_boxscore(doc),
+    ),
+    "espn": (
+        "espn/summary/summary_401585135_BOS-at-IND_post.json",
+        lambda doc: parse_espn_summary(doc, "401585135"),
+    ),
 }
 
 

@@ -1,6 +1,5 @@
 """The two assets: the day's game schedule, and each task's box score (the TaskRunner)."""
 
-
 from datetime import date
 
 import dagster as dg
@@ -49,10 +48,17 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
             ],
             columns=["game_id", "start (UTC)", "away", "home", "status", "task"],
         )
-        context.log.info("%s: %d games; %s", day, len(frame), dict(frame["task"].value_counts()) if len(frame) else {})
+        context.log.info(
+            "%s: %d games; %s",
+            day,
+            len(frame),
+            dict(frame["task"].value_counts()) if len(frame) else {},
+        )
         return dg.MaterializeResult(
             metadata={
-                "games": dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_no games this day_"),
+                "games": dg.MetadataValue.md(
+                    frame.to_markdown(index=False) if len(frame) else "_no games this day_"
+                ),
                 "game_count": len(frame),
                 "created": report.count("created"),
                 "moved": report.count("moved"),
@@ -68,7 +74,10 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
 def timeline_frame(entries: list[dict]) -> pd.DataFrame:
     """The task's timeline as a table: lifecycle states, services' reports, events."""
     return pd.DataFrame(
-        [{"time": e["time"].strftime("%H:%M:%S"), "type": e["type"], "what": e["summary"]} for e in entries],
+        [
+            {"time": e["time"].strftime("%H:%M:%S"), "type": e["type"], "what": e["summary"]}
+            for e in entries
+        ],
         columns=["time", "type", "what"],
     )
 
@@ -78,7 +87,12 @@ def _score_table(box: BoxScore) -> str:
     header = ["team"] + [f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)] + ["total"]
     rows = []
     for team in (box.away, box.home):
-        rows.append([team.tricode] + [str(p) for p in team.periods] + [""] * (periods - len(team.periods)) + [str(team.score)])
+        rows.append(
+            [team.tricode]
+            + [str(p) for p in team.periods]
+            + [""] * (periods - len(team.periods))
+            + [str(team.score)]
+        )
     return pd.DataFrame(rows, columns=header).to_markdown(index=False)
 
 
@@ -113,7 +127,9 @@ def game_boxscore(
     try:
         return _run_task(context, task_store, feeds)
     except OtfError as exc:  # one clear line in the UI, and no Dagster retry of a refusal
-        raise dg.Failure(description=str(exc), allow_retries=isinstance(exc, DatabaseUnavailable)) from exc
+        raise dg.Failure(
+            description=str(exc), allow_retries=isinstance(exc, DatabaseUnavailable)
+        ) from exc
 
 
 def _run_task(
@@ -132,17 +148,24 @@ def _run_task(
 
         def on_poll(report: PollReport) -> None:
             context.log_event(
-                dg.AssetObservation(asset_key=GAME_BOXSCORE, partition=task_id, metadata=_poll_metadata(report))
+                dg.AssetObservation(
+                    asset_key=GAME_BOXSCORE, partition=task_id, metadata=_poll_metadata(report)
+                )
             )
             if report.error:
                 context.log.warning("poll %d: %s", report.poll, report.error)
 
-        runner = TaskRunner(store, providers.__getitem__, task_id, attempt, context.run_id, on_poll=on_poll)
+        runner = TaskRunner(
+            store, providers.__getitem__, task_id, attempt, context.run_id, on_poll=on_poll
+        )
         outcome = runner.run()
         entries = timeline(store, task_id)
 
     if outcome.state is None:
-        raise dg.Failure(f"runner for {task_id} attempt {attempt} was fenced out: {outcome.reason}", allow_retries=False)
+        raise dg.Failure(
+            f"runner for {task_id} attempt {attempt} was fenced out: {outcome.reason}",
+            allow_retries=False,
+        )
     if outcome.state == TaskState.FAILED:
         raise dg.Failure(f"task {task_id} FAILED: {outcome.reason}", allow_retries=False)
     frame = timeline_frame(entries)

@@ -38,9 +38,13 @@ def translated_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (psycopg.OperationalError, pg_errors.AdminShutdown, psycopg.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"{what}: the task database is unavailable ({_first_line(exc)})") from exc
+        raise DatabaseUnavailable(
+            f"{what}: the task database is unavailable ({_first_line(exc)})"
+        ) from exc
     except pg_errors.UndefinedTable as exc:
-        raise StoreError(f"{what}: the schema is missing ({_first_line(exc)}); run `otf db migrate`") from exc
+        raise StoreError(
+            f"{what}: the schema is missing ({_first_line(exc)}); run `otf db migrate`"
+        ) from exc
     except psycopg.Error as exc:
         raise StoreError(f"{what}: {_first_line(exc)}") from exc
 

@@ -60,7 +60,8 @@ def build_definitions(
             runner_failure_sensor,
         ],
         resources={
-            "task_store": task_store or TaskStoreResource(database_url=dg.EnvVar("OTF_DATABASE_URL")),
+            "task_store": task_store
+            or TaskStoreResource(database_url=dg.EnvVar("OTF_DATABASE_URL")),
             "feeds": feeds
             or FeedResource(
                 provider=os.environ.get("OTF_FEED_PROVIDER", "nba_cdn"),

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EmbeddedServer:
     pgdata: Path
-    admin_url: str  # libpq URL of the 'postgres' database, e.g. postgresql://postgres:@/postgres?host=/dir
+    admin_url: (
+        str  # libpq URL of the 'postgres' database, e.g. postgresql://postgres:@/postgres?host=/dir
+    )
 
     def url(self, database: str) -> str:
         return self.admin_url.replace("/postgres?", f"/{database}?", 1)

@@ -36,7 +36,9 @@ def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
 
 
-def ingest_day(store: TaskStore, provider: Provider, day: date, *, task_type: str, tz: str) -> IngestReport:
+def ingest_day(
+    store: TaskStore, provider: Provider, day: date, *, task_type: str, tz: str
+) -> IngestReport:
     entries = sorted(provider.schedule(day), key=lambda e: (e.start_time, e.game_id))
     report = IngestReport(day=day, entries=entries)
     to_schedule = []
@@ -47,11 +49,22 @@ def ingest_day(store: TaskStore, provider: Provider, day: date, *, task_type: st
             report.outcomes[e.game_id] = f"cancel: {e.status}"
         else:
             to_schedule.append(
-                (e.game_id, e.start_time, {"home": e.home, "away": e.away, "provider": e.provider, "day": day.isoformat()})
+                (
+                    e.game_id,
+                    e.start_time,
+                    {
+                        "home": e.home,
+                        "away": e.away,
+                        "provider": e.provider,
+                        "day": day.isoformat(),
+                    },
+                )
             )
     if to_schedule:
         for (key, _, _), (_, outcome) in zip(
-            to_schedule, store.schedule_tasks(task_type, to_schedule, source="game_schedule"), strict=True
+            to_schedule,
+            store.schedule_tasks(task_type, to_schedule, source="game_schedule"),
+            strict=True,
         ):
             report.outcomes[key] = outcome
 
@@ -63,7 +76,11 @@ def ingest_day(store: TaskStore, provider: Provider, day: date, *, task_type: st
             continue
         reason = report.outcomes.get(key, "vanished from the day's schedule")
         try:
-            store.cancel_task(row["task_id"], f"game {key}: {reason.removeprefix('cancel: ')}", source="game_schedule")
+            store.cancel_task(
+                row["task_id"],
+                f"game {key}: {reason.removeprefix('cancel: ')}",
+                source="game_schedule",
+            )
             report.outcomes[key] = "cancelled"
         except StaleTransition:
             report.outcomes[key] = "started before it could be cancelled"

@@ -127,7 +127,12 @@ def _lost_reason(run: RunInfo | None, age: float, grace: float, stale_after: flo
 
 
 def _relaunch_or_fail(
-    store: TaskStore, row: dict[str, Any], ttype: TaskType, why: str, report: TickReport, source: str
+    store: TaskStore,
+    row: dict[str, Any],
+    ttype: TaskType,
+    why: str,
+    report: TickReport,
+    source: str,
 ) -> None:
     task_id, attempt = row["task_id"], row["attempt"]
     try:
@@ -143,7 +148,12 @@ def _relaunch_or_fail(
 
 
 def handle_failed_run(
-    store: TaskStore, task_id: str, attempt: int, run: RunInfo, *, source: str = "run_failure_sensor"
+    store: TaskStore,
+    task_id: str,
+    attempt: int,
+    run: RunInfo,
+    *,
+    source: str = "run_failure_sensor",
 ) -> TickReport:
     """A runner run failed and Dagster will not retry it: re-launch or fail its task now."""
     report = TickReport()
@@ -156,4 +166,3 @@ def handle_failed_run(
     ttype = store.get_task_type(rows[0]["task_type"], include_deleted=True)
     _relaunch_or_fail(store, rows[0], ttype, f"run {run.run_id} ended {run.status}", report, source)
     return report
-

@@ -34,7 +34,9 @@ class Migration:
 def discover(sql_dir: Path | None = None) -> list[Migration]:
     sql_dir = sql_dir or config.SQL_DIR
     if not sql_dir.is_dir():
-        raise ConfigError(f"migrations folder {sql_dir} does not exist; run from a project checkout")
+        raise ConfigError(
+            f"migrations folder {sql_dir} does not exist; run from a project checkout"
+        )
     found = []
     for path in sorted(sql_dir.iterdir()):
         m = _FILE_RE.match(path.name)

@@ -17,7 +17,9 @@ from otf_dagster.store import TaskStore
 class TaskStoreResource(dg.ConfigurableResource):
     """The task database (not Dagster's storage: a separate database)."""
 
-    database_url: str = Field(description="postgresql:// URL of the task database (OTF_DATABASE_URL).")
+    database_url: str = Field(
+        description="postgresql:// URL of the task database (OTF_DATABASE_URL)."
+    )
 
     @contextmanager
     def open(self, application_name: str = "otf-dagster") -> Iterator[TaskStore]:
@@ -38,15 +40,21 @@ class FeedResource(dg.ConfigurableResource):
     """
 
     provider: str = Field(default="nba_cdn", description="Schedule provider: nba_cdn or espn.")
-    base_url: str = Field(default="", description="Base URL for all providers; empty: the real feeds.")
+    base_url: str = Field(
+        default="", description="Base URL for all providers; empty: the real feeds."
+    )
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
 
     def provider_for(self, name: str | None = None) -> Provider:
         name = name or self.provider
         if name not in PROVIDERS:
-            raise ConfigError(f"unknown feed provider {name!r} (OTF_FEED_PROVIDER); use one of {', '.join(PROVIDERS)}")
-        return make_provider(name, self.base_url or None, timeout=(self.connect_timeout, self.read_timeout))
+            raise ConfigError(
+                f"unknown feed provider {name!r} (OTF_FEED_PROVIDER); use one of {', '.join(PROVIDERS)}"
+            )
+        return make_provider(
+            name, self.base_url or None, timeout=(self.connect_timeout, self.read_timeout)
+        )
 
     def providers(self) -> dict[str, Provider]:
         """One provider (one HTTP session) per feed, for a runner's whole run."""

@@ -153,7 +153,9 @@ class TaskRunner:
                 f"task {self.task_id!r} is {task.state} at attempt {task.attempt}, not STARTED at "
                 f"attempt {self.attempt}: another runner owns it or it has ended"
             )
-        self._db("set run id", lambda: self.store.set_run_id(self.task_id, self.attempt, self.run_id))
+        self._db(
+            "set run id", lambda: self.store.set_run_id(self.task_id, self.attempt, self.run_id)
+        )
         self.task = task
         self.cp = Checkpoint.load(task.checkpoint)  # always the last COMMITTED checkpoint
         self.events_written = 0
@@ -161,23 +163,35 @@ class TaskRunner:
         try:
             while True:
                 try:
-                    ttype: TaskType = self._db("read task type", lambda: self.store.get_task_type(task.task_type))
+                    ttype: TaskType = self._db(
+                        "read task type", lambda: self.store.get_task_type(task.task_type)
+                    )
                 except UnknownTaskType:
-                    return self._end(TaskState.FAILED, f"task type {task.task_type!r} was deleted while the runner ran")
+                    return self._end(
+                        TaskState.FAILED,
+                        f"task type {task.task_type!r} was deleted while the runner ran",
+                    )
                 handler = handler_for(ttype.handler)
                 if self.clock.now() - started > timedelta(seconds=ttype.deadline_seconds):
-                    return self._end(TaskState.FAILED, f"deadline: not final {ttype.deadline_seconds}s after it started")
+                    return self._end(
+                        TaskState.FAILED,
+                        f"deadline: not final {ttype.deadline_seconds}s after it started",
+                    )
                 outcome = self._poll(task, ttype, handler)
                 if outcome is not None:
                     return outcome
                 try:  # the interval as it is now, not as it was before the poll
-                    ttype = self._db("read task type", lambda: self.store.get_task_type(task.task_type))
+                    ttype = self._db(
+                        "read task type", lambda: self.store.get_task_type(task.task_type)
+                    )
                 except UnknownTaskType:
                     continue  # the loop's next turn ends the runner with the reason
                 self._sleep(ttype)
         except StaleTransition as exc:
             log.warning("runner for %s fenced out: %s", self.task_id, exc)
-            return RunOutcome(self.task_id, self.attempt, None, str(exc), self.cp.polls, self.events_written)
+            return RunOutcome(
+                self.task_id, self.attempt, None, str(exc), self.cp.polls, self.events_written
+            )
 
     def _poll(self, task: Task, ttype: TaskType, handler: Handler) -> RunOutcome | None:
         """One poll; a RunOutcome when the task has ended."""
@@ -191,13 +205,18 @@ class TaskRunner:
             kind = "retriable" if isinstance(exc, RetriableFeedError) else "feed"
             self.on_poll(PollReport(cp.polls, None, [], error=f"{kind} error: {exc}"))
             if cp.consecutive_errors >= ttype.max_consecutive_errors:
-                return self._end(TaskState.FAILED, f"{cp.consecutive_errors} consecutive feed errors; last: {exc}", cp)
+                return self._end(
+                    TaskState.FAILED,
+                    f"{cp.consecutive_errors} consecutive feed errors; last: {exc}",
+                    cp,
+                )
             self._commit(cp, [])
             return None
         cp.consecutive_errors = 0
         prev = BoxScore.from_dict(self.cp.snapshot) if self.cp.snapshot else self._baseline(task)
         records = [
-            EventRecord(self.cp.next_seq + i, e.kind, e.payload) for i, e in enumerate(derive_events(prev, snapshot))
+            EventRecord(self.cp.next_seq + i, e.kind, e.payload)
+            for i, e in enumerate(derive_events(prev, snapshot))
         ]
         cp.snapshot = snapshot.to_dict()
         cp.next_seq = self.cp.next_seq + len(records)
@@ -206,12 +225,26 @@ class TaskRunner:
             follow_type = ttype.params.get("follow_up_type")
             if follow_type and snapshot.status == GameStatus.FINAL:
                 delay = float(ttype.params.get("follow_up_delay_seconds", 600))
-                follow_ups.append((follow_type, task.external_key, self.clock.now() + timedelta(seconds=delay)))
-            detail = {"final": snapshot.score_line(), "status": str(snapshot.status), "polls": cp.polls}
-            state = self._commit(cp, records, finish=TaskState.FINISHED, detail=detail, follow_ups=follow_ups)
+                follow_ups.append(
+                    (follow_type, task.external_key, self.clock.now() + timedelta(seconds=delay))
+                )
+            detail = {
+                "final": snapshot.score_line(),
+                "status": str(snapshot.status),
+                "polls": cp.polls,
+            }
+            state = self._commit(
+                cp, records, finish=TaskState.FINISHED, detail=detail, follow_ups=follow_ups
+            )
             self.on_poll(PollReport(cp.polls, snapshot, records))
             return RunOutcome(
-                self.task_id, self.attempt, state, None, cp.polls, self.events_written, snapshot,
+                self.task_id,
+                self.attempt,
+                state,
+                None,
+                cp.polls,
+                self.events_written,
+                snapshot,
                 [f"{t.lower()}:{k}" for t, k, _ in follow_ups],
             )
         self._commit(cp, records)
@@ -233,7 +266,13 @@ class TaskRunner:
         state = self._db(
             "record poll",
             lambda: self.store.record_poll(
-                self.task_id, self.attempt, self.run_id, cp.dump(), records, expected_seq=expected, **kw
+                self.task_id,
+                self.attempt,
+                self.run_id,
+                cp.dump(),
+                records,
+                expected_seq=expected,
+                **kw,
             ),
         )
         self.cp = cp
@@ -242,7 +281,9 @@ class TaskRunner:
 
     def _end(self, state: TaskState, reason: str, cp: Checkpoint | None = None) -> RunOutcome:
         overall = self._commit(cp or self.cp, [], finish=state, reason=reason)
-        return RunOutcome(self.task_id, self.attempt, overall, reason, self.cp.polls, self.events_written)
+        return RunOutcome(
+            self.task_id, self.attempt, overall, reason, self.cp.polls, self.events_written
+        )
 
     def _sleep(self, ttype: TaskType) -> None:
         """Sleep one poll interval, heartbeating often enough never to look stale."""

@@ -1,6 +1,5 @@
 """The daily schedule: ingest the day's games (a few times a day, so moved games move)."""
 
-
 from datetime import datetime
 from zoneinfo import ZoneInfo
 

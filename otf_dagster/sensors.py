@@ -1,6 +1,5 @@
 """The Task Manager (a sensor) and the runner failure sensor: thin adapters over manager.py."""
 
-
 import dagster as dg
 
 from otf_dagster import manager
@@ -18,7 +17,9 @@ def run_lookup(instance: dg.DagsterInstance):
 
     def find_run(task_id: str, attempt: int) -> manager.RunInfo | None:
         runs = instance.get_runs(
-            filters=dg.RunsFilter(tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: str(attempt)}),
+            filters=dg.RunsFilter(
+                tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: str(attempt)}
+            ),
             limit=1,
         )
         return _info(runs[0]) if runs else None
@@ -34,14 +35,20 @@ def _info(run: dg.DagsterRun) -> manager.RunInfo:
     )
 
 
-def _result(report: manager.TickReport, context: dg.SensorEvaluationContext, what: str) -> dg.SensorResult:
+def _result(
+    report: manager.TickReport, context: dg.SensorEvaluationContext, what: str
+) -> dg.SensorResult:
     for task_id, reason in report.failed:
         context.log.warning("task %s FAILED: %s", task_id, reason)
     for launch in report.launches:
         if launch.reason != "claimed":
-            context.log.info("task %s attempt %d: %s", launch.task_id, launch.attempt, launch.reason)
+            context.log.info(
+                "task %s attempt %d: %s", launch.task_id, launch.attempt, launch.reason
+            )
     if not report.launches:
-        why = f"{what}: no ready tasks" + (f"; {len(report.failed)} failed" if report.failed else "")
+        why = f"{what}: no ready tasks" + (
+            f"; {len(report.failed)} failed" if report.failed else ""
+        )
         return dg.SensorResult(skip_reason=dg.SkipReason(why))
     keys = list(dict.fromkeys(launch.task_id for launch in report.launches))
     return dg.SensorResult(
@@ -68,9 +75,13 @@ def build_task_manager(
             "one runner per task; re-launches or fails tasks whose runner was lost."
         ),
     )
-    def task_manager(context: dg.SensorEvaluationContext, task_store: TaskStoreResource) -> dg.SensorResult:
+    def task_manager(
+        context: dg.SensorEvaluationContext, task_store: TaskStoreResource
+    ) -> dg.SensorResult:
         with task_store.open("otf-task-manager") as store:
-            report = manager.reconcile(store, run_lookup(context.instance), grace_seconds=grace_seconds)
+            report = manager.reconcile(
+                store, run_lookup(context.instance), grace_seconds=grace_seconds
+            )
             report.launches.extend(manager.claim(store, claim_limit, source="task_manager"))
         return _result(report, context, "task_manager")
 
@@ -92,7 +103,9 @@ def runner_failure_sensor(context: dg.RunFailureSensorContext, task_store: TaskS
     task_id = run.tags.get(manager.TAG_TASK_ID)
     attempt = run.tags.get(manager.TAG_ATTEMPT)
     if task_id is None or attempt is None:
-        return dg.SkipReason(f"run {run.run_id} was launched by hand; the Task Manager reconciles it")
+        return dg.SkipReason(
+            f"run {run.run_id} was launched by hand; the Task Manager reconciles it"
+        )
     info = _info(run)
     if info.will_retry:
         return dg.SkipReason(f"run {run.run_id} of {task_id}: Dagster will retry it")

@@ -21,7 +21,6 @@ from otf_dagster.aggregate import overall_state
 from otf_dagster.db import connect, translated_errors
 from otf_dagster.exceptions import (
     DatabaseUnavailable,
-    InvalidTaskType,
     StaleTransition,
     StoreError,
     UnknownTask,
@@ -117,7 +116,10 @@ class TaskStore:
         params = tt.to_dict()
         params["params"] = Jsonb(tt.params)
         params["required_services"] = list(tt.required_services)
-        row = self._run(f"apply task type {tt.name!r}", lambda c: c.execute(Q["upsert_task_type"], params).fetchone())
+        row = self._run(
+            f"apply task type {tt.name!r}",
+            lambda c: c.execute(Q["upsert_task_type"], params).fetchone(),
+        )
         return bool(row["inserted"])
 
     def apply_task_types(self, types: Iterable[TaskType]) -> list[tuple[str, bool]]:
@@ -130,13 +132,17 @@ class TaskStore:
                 params = tt.to_dict()
                 params["params"] = Jsonb(tt.params)
                 params["required_services"] = list(tt.required_services)
-                out.append((tt.name, bool(c.execute(Q["upsert_task_type"], params).fetchone()["inserted"])))
+                out.append(
+                    (tt.name, bool(c.execute(Q["upsert_task_type"], params).fetchone()["inserted"]))
+                )
             return out
 
         return self._run("apply task types", work)
 
     def get_task_type(self, name: str, *, include_deleted: bool = False) -> TaskType:
-        row = self._run("read task type", lambda c: c.execute(Q["get_task_type"], {"name": name}).fetchone())
+        row = self._run(
+            "read task type", lambda c: c.execute(Q["get_task_type"], {"name": name}).fetchone()
+        )
         if row is None or (row["deleted_at"] is not None and not include_deleted):
             raise UnknownTaskType(
                 f"task type {name!r} does not exist{'' if row is None else ' (it is soft-deleted)'}; "
@@ -147,15 +153,22 @@ class TaskStore:
     def list_task_types(self, *, include_deleted: bool = False) -> list[TaskType]:
         rows = self._run(
             "list task types",
-            lambda c: c.execute(Q["list_task_types"], {"include_deleted": include_deleted}).fetchall(),
+            lambda c: c.execute(
+                Q["list_task_types"], {"include_deleted": include_deleted}
+            ).fetchall(),
         )
         return [TaskType.from_row(r) for r in rows]
 
     def delete_task_type(self, name: str) -> None:
         """Soft delete: its tasks are no longer claimed; running ones see it and stop."""
-        row = self._run("delete task type", lambda c: c.execute(Q["soft_delete_task_type"], {"name": name}).fetchone())
+        row = self._run(
+            "delete task type",
+            lambda c: c.execute(Q["soft_delete_task_type"], {"name": name}).fetchone(),
+        )
         if row is None:
-            raise UnknownTaskType(f"task type {name!r} does not exist or is already deleted; see `otf task-types list`")
+            raise UnknownTaskType(
+                f"task type {name!r} does not exist or is already deleted; see `otf task-types list`"
+            )
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -172,7 +185,10 @@ class TaskStore:
         """Schedule (type, key) idempotently: (task_id, outcome) with outcome one of
         'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
         return self.schedule_tasks(
-            task_type, [(external_key, scheduled_at, params or {})], parent_task_id=parent_task_id, source=source
+            task_type,
+            [(external_key, scheduled_at, params or {})],
+            parent_task_id=parent_task_id,
+            source=source,
         )[0]
 
     def schedule_tasks(
@@ -188,11 +204,15 @@ class TaskStore:
             if not isinstance(key, str) or not 1 <= len(key) <= 200:
                 raise StoreError(f"external key {key!r} must be text of 1 to 200 characters")
             if not isinstance(at, datetime) or at.tzinfo is None:
-                raise StoreError(f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime")
+                raise StoreError(
+                    f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime"
+                )
 
         return self._run(
             f"schedule {task_type!r} tasks",
-            lambda c: self._schedule_in(c, task_type, items, parent_task_id=parent_task_id, source=source),
+            lambda c: self._schedule_in(
+                c, task_type, items, parent_task_id=parent_task_id, source=source
+            ),
         )
 
     def _schedule_in(
@@ -224,7 +244,9 @@ class TaskStore:
                 },
             ).fetchone()
             if row is None:
-                existing = c.execute(Q["find_task_by_key"], {"task_type": task_type, "external_key": key}).fetchone()
+                existing = c.execute(
+                    Q["find_task_by_key"], {"task_type": task_type, "external_key": key}
+                ).fetchone()
                 out.append((existing["task_id"], "unchanged"))
                 continue
             if row["inserted"]:
@@ -237,7 +259,12 @@ class TaskStore:
                         "state": TaskState.SCHEDULED,
                         "previous_state": None,
                         "source": source,
-                        "detail": Jsonb({"scheduled_at": at.isoformat(), **({"parent": parent_task_id} if parent_task_id else {})}),
+                        "detail": Jsonb(
+                            {
+                                "scheduled_at": at.isoformat(),
+                                **({"parent": parent_task_id} if parent_task_id else {}),
+                            }
+                        ),
                     },
                 )
             out.append((row["task_id"], "created" if row["inserted"] else "moved"))
@@ -246,18 +273,30 @@ class TaskStore:
     def cancel_task(self, task_id: str, reason: str, *, source: str = "scheduler") -> Task:
         """SCHEDULED -> CANCELLED (a postponed or vanished game); refused once it started."""
         task = self.get_task(task_id)
-        return self.transition(task_id, TaskState.SCHEDULED, TaskState.CANCELLED, task.attempt, reason=reason, source=source)
+        return self.transition(
+            task_id,
+            TaskState.SCHEDULED,
+            TaskState.CANCELLED,
+            task.attempt,
+            reason=reason,
+            source=source,
+        )
 
     # --- the claim -------------------------------------------------------------------------
 
-    def claim_ready(self, limit: int = 500, *, now: datetime | None = None, source: str = "task_manager") -> list[ClaimedTask]:
+    def claim_ready(
+        self, limit: int = 500, *, now: datetime | None = None, source: str = "task_manager"
+    ) -> list[ClaimedTask]:
         """Claim up to ``limit`` ready tasks: SCHEDULED, due, of a live type; exactly once across
         any number of concurrent claimers."""
         if limit <= 0:
             return []
         now = now or utcnow()
+
         def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
-            rows = c.execute(Q["claim_ready"], {"now": now, "limit": limit, "source": source}).fetchall()
+            rows = c.execute(
+                Q["claim_ready"], {"now": now, "limit": limit, "source": source}
+            ).fetchall()
             names = sorted({r["task_type"] for r in rows})
             trows = c.execute(Q["get_task_types"], {"names": names}).fetchall() if names else []
             return rows, {r["name"]: TaskType.from_row(r) for r in trows}
@@ -283,7 +322,13 @@ class TaskStore:
         def work(c: psycopg.Connection) -> Task:
             row = c.execute(
                 Q["transition"],
-                {"task_id": task_id, "from_state": from_state, "to_state": to_state, "attempt": attempt, "error": reason},
+                {
+                    "task_id": task_id,
+                    "from_state": from_state,
+                    "to_state": to_state,
+                    "attempt": attempt,
+                    "error": reason,
+                },
             ).fetchone()
             if row is None:
                 raise self._refusal(c, task_id, f"{from_state} -> {to_state}", from_state, attempt)
@@ -296,18 +341,24 @@ class TaskStore:
                     "state": to_state,
                     "previous_state": from_state,
                     "source": source,
-                    "detail": Jsonb({**(detail or {}), **({"reason": reason} if reason else {})}) if (detail or reason) else None,
+                    "detail": Jsonb({**(detail or {}), **({"reason": reason} if reason else {})})
+                    if (detail or reason)
+                    else None,
                 },
             )
             return Task.from_row(row)
 
         return self._run(f"move task {task_id!r} to {to_state}", work)
 
-    def relaunch(self, task_id: str, attempt: int, reason: str, *, source: str = "task_manager") -> Task:
+    def relaunch(
+        self, task_id: str, attempt: int, reason: str, *, source: str = "task_manager"
+    ) -> Task:
         """A lost STARTED task gets attempt + 1, recorded in its history."""
 
         def work(c: psycopg.Connection) -> Task:
-            row = c.execute(Q["relaunch"], {"task_id": task_id, "attempt": attempt, "reason": reason}).fetchone()
+            row = c.execute(
+                Q["relaunch"], {"task_id": task_id, "attempt": attempt, "reason": reason}
+            ).fetchone()
             if row is None:
                 raise self._refusal(c, task_id, "re-launch", TaskState.STARTED, attempt)
             c.execute(
@@ -319,7 +370,9 @@ class TaskStore:
                     "state": TaskState.STARTED,
                     "previous_state": TaskState.STARTED,
                     "source": source,
-                    "detail": Jsonb({"relaunch": True, "reason": reason, "previous_attempt": attempt}),
+                    "detail": Jsonb(
+                        {"relaunch": True, "reason": reason, "previous_attempt": attempt}
+                    ),
                 },
             )
             return Task.from_row(row)
@@ -355,14 +408,22 @@ class TaskStore:
 
         return self._run(f"adopt task {task_id!r}", work)
 
-    def scheduled_between(self, task_type: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def scheduled_between(
+        self, task_type: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
         return self._run(
             "list tasks in window",
-            lambda c: c.execute(Q["scheduled_between"], {"task_type": task_type, "start": start, "end": end}).fetchall(),
+            lambda c: c.execute(
+                Q["scheduled_between"], {"task_type": task_type, "start": start, "end": end}
+            ).fetchall(),
         )
 
-    def _refusal(self, c: psycopg.Connection, task_id: str, what: str, expected: TaskState, attempt: int) -> Exception:
-        cur = c.execute("SELECT state, attempt FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+    def _refusal(
+        self, c: psycopg.Connection, task_id: str, what: str, expected: TaskState, attempt: int
+    ) -> Exception:
+        cur = c.execute(
+            "SELECT state, attempt FROM tasks WHERE task_id = %s", (task_id,)
+        ).fetchone()
         if cur is None:
             return UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
         return StaleTransition(
@@ -378,7 +439,10 @@ class TaskStore:
 
     def _fenced(self, query: str, task_id: str, attempt: int, params: dict[str, Any]) -> None:
         def work(c: psycopg.Connection) -> None:
-            if c.execute(Q[query], {"task_id": task_id, "attempt": attempt, **params}).fetchone() is None:
+            if (
+                c.execute(Q[query], {"task_id": task_id, "attempt": attempt, **params}).fetchone()
+                is None
+            ):
                 raise self._refusal(c, task_id, query.replace("_", " "), TaskState.STARTED, attempt)
 
         self._run(f"{query} {task_id!r}", work)
@@ -428,17 +492,23 @@ class TaskStore:
                     and cur["attempt"] == attempt
                     and cur["checkpoint"] == checkpoint
                 ):
-                    return TaskState(cur["state"]) if finish is not None else None  # already applied
+                    return (
+                        TaskState(cur["state"]) if finish is not None else None
+                    )  # already applied
                 raise self._refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
             overall = None
             if finish is not None:
-                overall = self._finish_service(c, task_id, row["task_type"], attempt, RUNNER_SERVICE, finish, reason, detail)
+                overall = self._finish_service(
+                    c, task_id, row["task_type"], attempt, RUNNER_SERVICE, finish, reason, detail
+                )
             if events:
                 self._copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
             for ftype, fkey, fat in follow_ups:
                 live = c.execute(Q["lock_live_task_type"], {"name": ftype}).fetchone()
                 if live is not None:  # a follow-up of a deleted type is skipped, never fatal
-                    self._schedule_in(c, ftype, [(fkey, fat, {})], parent_task_id=task_id, source=RUNNER_SERVICE)
+                    self._schedule_in(
+                        c, ftype, [(fkey, fat, {})], parent_task_id=task_id, source=RUNNER_SERVICE
+                    )
             return overall
 
         return self._run(f"record poll of {task_id!r}", work)
@@ -458,7 +528,13 @@ class TaskStore:
         payload = {**(detail or {}), **({"reason": reason} if reason else {})} or None
         c.execute(
             Q["upsert_service_state"],
-            {"task_id": task_id, "service": service, "state": state, "attempt": attempt, "detail": Jsonb(payload) if payload else None},
+            {
+                "task_id": task_id,
+                "service": service,
+                "state": state,
+                "attempt": attempt,
+                "detail": Jsonb(payload) if payload else None,
+            },
         )
         c.execute(
             Q["insert_state"],
@@ -472,8 +548,13 @@ class TaskStore:
                 "detail": Jsonb(payload) if payload else None,
             },
         )
-        required = c.execute("SELECT required_services FROM task_types WHERE name = %s", (task_type,)).fetchone()
-        states = {r["service"]: TaskState(r["state"]) for r in c.execute(Q["service_states"], {"task_id": task_id})}
+        required = c.execute(
+            "SELECT required_services FROM task_types WHERE name = %s", (task_type,)
+        ).fetchone()
+        states = {
+            r["service"]: TaskState(r["state"])
+            for r in c.execute(Q["service_states"], {"task_id": task_id})
+        }
         overall, why = overall_state(required["required_services"], states)
         if overall.terminal:
             row = c.execute(
@@ -483,7 +564,9 @@ class TaskStore:
                     "from_state": TaskState.STARTED,
                     "to_state": overall,
                     "attempt": attempt,
-                    "error": "; ".join(x for x in (why, reason) if x) if overall == TaskState.FAILED else why,
+                    "error": "; ".join(x for x in (why, reason) if x)
+                    if overall == TaskState.FAILED
+                    else why,
                 },
             ).fetchone()
             if row is not None:
@@ -507,13 +590,19 @@ class TaskStore:
             self._run("append events", lambda c: self._copy_events(c, rows))
 
     @staticmethod
-    def _copy_events(c: psycopg.Connection, rows: Sequence[tuple[str, str, str, EventRecord]]) -> None:
+    def _copy_events(
+        c: psycopg.Connection, rows: Sequence[tuple[str, str, str, EventRecord]]
+    ) -> None:
         c.execute(Q["lock_events"], {"key": EVENTS_LOCK_KEY})
         with c.cursor().copy(f"COPY task_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as copy:
             for task_id, runner_id, task_type, ev in rows:
-                copy.write_row((task_id, runner_id, task_type, ev.task_seq, ev.kind, Jsonb(ev.payload)))
+                copy.write_row(
+                    (task_id, runner_id, task_type, ev.task_seq, ev.kind, Jsonb(ev.payload))
+                )
 
-    def fail_runner(self, task_id: str, attempt: int, reason: str, *, detail: dict[str, Any] | None = None) -> TaskState:
+    def fail_runner(
+        self, task_id: str, attempt: int, reason: str, *, detail: dict[str, Any] | None = None
+    ) -> TaskState:
         """The runner gave up (feed errors, deadline, its run failed for good): runner FAILED."""
 
         def work(c: psycopg.Connection) -> TaskState:
@@ -523,19 +612,36 @@ class TaskStore:
             ).fetchone()
             if row is None:
                 raise self._refusal(c, task_id, "fail runner", TaskState.STARTED, attempt)
-            return self._finish_service(c, task_id, row["task_type"], attempt, RUNNER_SERVICE, TaskState.FAILED, reason, detail)
+            return self._finish_service(
+                c,
+                task_id,
+                row["task_type"],
+                attempt,
+                RUNNER_SERVICE,
+                TaskState.FAILED,
+                reason,
+                detail,
+            )
 
         return self._run(f"fail runner of {task_id!r}", work)
 
     # --- reads -----------------------------------------------------------------------------
 
     def get_task(self, task_id: str) -> Task:
-        row = self._run("read task", lambda c: c.execute(Q["get_task"], {"task_id": task_id}).fetchone())
+        row = self._run(
+            "read task", lambda c: c.execute(Q["get_task"], {"task_id": task_id}).fetchone()
+        )
         if row is None:
             raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
         return Task.from_row(row)
 
-    def list_tasks(self, *, state: TaskState | str | None = None, task_type: str | None = None, limit: int = 200) -> list[Task]:
+    def list_tasks(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        task_type: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]:
         if state is not None:
             try:
                 state = TaskState(str(state).upper())
@@ -545,22 +651,38 @@ class TaskStore:
                 ) from None
         rows = self._run(
             "list tasks",
-            lambda c: c.execute(Q["list_tasks"], {"state": state, "task_type": task_type, "limit": limit}).fetchall(),
+            lambda c: c.execute(
+                Q["list_tasks"], {"state": state, "task_type": task_type, "limit": limit}
+            ).fetchall(),
         )
         return [Task.from_row(r) for r in rows]
 
     def running_tasks(self, limit: int = 5000) -> list[dict[str, Any]]:
-        return self._run("list running tasks", lambda c: c.execute(Q["running_tasks"], {"limit": limit}).fetchall())
+        return self._run(
+            "list running tasks",
+            lambda c: c.execute(Q["running_tasks"], {"limit": limit}).fetchall(),
+        )
 
     def state_history(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run("read state history", lambda c: c.execute(Q["state_history"], {"task_id": task_id}).fetchall())
+        return self._run(
+            "read state history",
+            lambda c: c.execute(Q["state_history"], {"task_id": task_id}).fetchall(),
+        )
 
     def service_states(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run("read service states", lambda c: c.execute(Q["service_states"], {"task_id": task_id}).fetchall())
+        return self._run(
+            "read service states",
+            lambda c: c.execute(Q["service_states"], {"task_id": task_id}).fetchall(),
+        )
 
     def task_events(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run("read task events", lambda c: c.execute(Q["task_events"], {"task_id": task_id}).fetchall())
+        return self._run(
+            "read task events",
+            lambda c: c.execute(Q["task_events"], {"task_id": task_id}).fetchall(),
+        )
 
     def state_enum_values(self) -> list[str]:
-        return [r["value"] for r in self._run("read enum", lambda c: c.execute(Q["state_enum_values"]).fetchall())]
-
+        return [
+            r["value"]
+            for r in self._run("read enum", lambda c: c.execute(Q["state_enum_values"]).fetchall())
+        ]

@@ -33,7 +33,9 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     label = f"task type {name!r}"
     unknown = set(spec) - _FIELDS
     if unknown:
-        raise InvalidTaskType(f"{label}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
+        raise InvalidTaskType(
+            f"{label}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}"
+        )
     missing = {"name", "handler", "url_template", "poll_interval_seconds"} - set(spec)
     if missing:
         raise InvalidTaskType(f"{label}: missing field(s) {sorted(missing)}")
@@ -45,7 +47,9 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
         )
     handler = spec["handler"]
     if handler not in HANDLERS:
-        raise InvalidTaskType(f"{label}: unknown handler {handler!r}; known handlers: {', '.join(HANDLERS)}")
+        raise InvalidTaskType(
+            f"{label}: unknown handler {handler!r}; known handlers: {', '.join(HANDLERS)}"
+        )
     template = spec["url_template"]
     if not isinstance(template, str) or "{key}" not in template:
         raise InvalidTaskType(
@@ -61,7 +65,9 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
 
     interval = _number(spec, "poll_interval_seconds", label)
     if not (interval > 0 and math.isfinite(interval)):
-        raise InvalidTaskType(f"{label}: poll_interval_seconds must be a positive number of seconds, got {interval!r}")
+        raise InvalidTaskType(
+            f"{label}: poll_interval_seconds must be a positive number of seconds, got {interval!r}"
+        )
 
     ints: dict[str, int] = {}
     for fld, lo, hi in (
@@ -73,12 +79,16 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
         if fld in spec:
             v = spec[fld]
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise InvalidTaskType(f"{label}: {fld} must be a whole number from {lo} to {hi}, got {v!r}")
+                raise InvalidTaskType(
+                    f"{label}: {fld} must be a whole number from {lo} to {hi}, got {v!r}"
+                )
             ints[fld] = v
 
     services = spec.get("required_services", [RUNNER_SERVICE])
     if isinstance(services, str) or not isinstance(services, list | tuple) or not services:
-        raise InvalidTaskType(f"{label}: required_services must be a non-empty list, got {services!r}")
+        raise InvalidTaskType(
+            f"{label}: required_services must be a non-empty list, got {services!r}"
+        )
     for s in services:
         if not isinstance(s, str) or not SERVICE_RE.match(s):
             raise InvalidTaskType(
@@ -122,5 +132,7 @@ def load_file(path: Path | str) -> list[TaskType]:
     if isinstance(doc, Mapping):
         doc = doc.get("task_types")
     if not isinstance(doc, list) or not doc:
-        raise InvalidTaskType(f"task type file {path} must hold a non-empty list under 'task_types'")
+        raise InvalidTaskType(
+            f"task type file {path} must hold a non-empty list under 'task_types'"
+        )
     return [validate(item) for item in doc]

@@ -29,7 +29,9 @@ class TestServer:
 
     def create_database(self, name: str, template: str | None = TEMPLATE) -> str:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
             stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
                 stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
@@ -38,7 +40,9 @@ class TestServer:
 
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
     def fresh_database(self) -> tuple[str, str]:
         name = f"otf_test_{os.getpid()}_{next(_counter)}"

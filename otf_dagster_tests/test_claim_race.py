@@ -36,7 +36,7 @@ def test_concurrent_claimers_claim_every_task_exactly_once(db_url, default_types
     def claimer(i: int) -> None:
         try:
             with TaskStore(db_url, application_name=f"claimer-{i}") as store:
-                store.conn  # connect before the start line
+                store.conn.execute("SELECT 1")  # connect before the start line
                 barrier.wait()
                 while batch := store.claim_ready(limit=37, now=now, source=f"claimer-{i}"):
                     results[i].extend(c.task.task_id for c in batch)
@@ -60,5 +60,7 @@ def test_concurrent_claimers_claim_every_task_exactly_once(db_url, default_types
             "SELECT task_id, count(*) FROM task_states WHERE state = 'STARTED' GROUP BY 1 HAVING count(*) <> 1"
         ).fetchall()
         assert started_rows == []
-        total = conn.execute("SELECT count(*) FROM task_states WHERE state = 'STARTED'").fetchone()[0]
+        total = conn.execute("SELECT count(*) FROM task_states WHERE state = 'STARTED'").fetchone()[
+            0
+        ]
         assert total == N_TASKS

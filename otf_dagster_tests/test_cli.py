@@ -32,18 +32,45 @@ def test_migrate_status_and_task_types(otf):
     assert "created NBA_GAME_BOXSCORE" in out
     assert "updated NBA_GAME_BOXSCORE" in otf("task-types", "apply", str(DEFAULTS_FILE)).output
     listed = json.loads(otf("task-types", "list", "--json").output)
-    assert [t["name"] for t in listed] == ["ESPN_GAME_BOXSCORE", "ESPN_GAME_CONFIRM", "NBA_GAME_BOXSCORE", "NBA_GAME_CONFIRM"]
-    assert otf("task-types", "delete", "ESPN_GAME_CONFIRM").output.strip() == "deleted ESPN_GAME_CONFIRM"
+    assert [t["name"] for t in listed] == [
+        "ESPN_GAME_BOXSCORE",
+        "ESPN_GAME_CONFIRM",
+        "NBA_GAME_BOXSCORE",
+        "NBA_GAME_CONFIRM",
+    ]
+    assert (
+        otf("task-types", "delete", "ESPN_GAME_CONFIRM").output.strip()
+        == "deleted ESPN_GAME_CONFIRM"
+    )
     assert "ESPN_GAME_CONFIRM" not in otf("task-types", "list").output
     assert "ESPN_GAME_CONFIRM" in otf("task-types", "list", "--all").output
 
 
 def test_schedule_list_show(otf):
     otf("task-types", "apply", str(DEFAULTS_FILE))
-    out = otf("tasks", "schedule", "--type", "NBA_GAME_BOXSCORE", "--key", "0022000180", "--at", "2026-11-27T19:30:00Z")
+    out = otf(
+        "tasks",
+        "schedule",
+        "--type",
+        "NBA_GAME_BOXSCORE",
+        "--key",
+        "0022000180",
+        "--at",
+        "2026-11-27T19:30:00Z",
+    )
     assert out.output.startswith("created nba_game_boxscore:0022000180")
     moved = json.loads(
-        otf("tasks", "schedule", "--type", "NBA_GAME_BOXSCORE", "--key", "0022000180", "--at", "2026-11-27T20:00:00-05:00", "--json").output
+        otf(
+            "tasks",
+            "schedule",
+            "--type",
+            "NBA_GAME_BOXSCORE",
+            "--key",
+            "0022000180",
+            "--at",
+            "2026-11-27T20:00:00-05:00",
+            "--json",
+        ).output
     )
     assert moved["outcome"] == "moved"
     rows = json.loads(otf("tasks", "list", "--state", "scheduled", "--json").output)
@@ -58,9 +85,27 @@ def test_schedule_list_show(otf):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["tasks", "schedule", "--type", "NOPE", "--key", "1", "--at", "2026-01-01T00:00Z"], "'NOPE' does not exist"),
-        (["tasks", "schedule", "--type", "NBA_GAME_BOXSCORE", "--key", "1", "--at", "tomorrow"], "'tomorrow' is not an ISO time"),
-        (["tasks", "schedule", "--type", "NBA_GAME_BOXSCORE", "--key", "1", "--at", "2026-01-01T00:00"], "no time zone"),
+        (
+            ["tasks", "schedule", "--type", "NOPE", "--key", "1", "--at", "2026-01-01T00:00Z"],
+            "'NOPE' does not exist",
+        ),
+        (
+            ["tasks", "schedule", "--type", "NBA_GAME_BOXSCORE", "--key", "1", "--at", "tomorrow"],
+            "'tomorrow' is not an ISO time",
+        ),
+        (
+            [
+                "tasks",
+                "schedule",
+                "--type",
+                "NBA_GAME_BOXSCORE",
+                "--key",
+                "1",
+                "--at",
+                "2026-01-01T00:00",
+            ],
+            "no time zone",
+        ),
         (["tasks", "show", "nope:1"], "task 'nope:1' does not exist"),
         (["task-types", "apply", "/nonexistent.yaml"], "/nonexistent.yaml does not exist"),
         (["task-types", "delete", "NOPE"], "'NOPE' does not exist"),

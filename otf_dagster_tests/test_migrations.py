@@ -25,11 +25,16 @@ INDEX_QUERY = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'pu
 
 def schema_of(url: str) -> tuple[list, list, list]:
     with psycopg.connect(url) as conn:
-        return tuple(conn.execute(q).fetchall() for q in (SCHEMA_QUERY, CONSTRAINTS_QUERY, INDEX_QUERY))
+        return tuple(
+            conn.execute(q).fetchall() for q in (SCHEMA_QUERY, CONSTRAINTS_QUERY, INDEX_QUERY)
+        )
 
 
 def test_migrate_twice_changes_nothing(pg_server):
-    name, url = "otf_test_migrate_twice", pg_server.create_database("otf_test_migrate_twice", template=None)
+    name, url = (
+        "otf_test_migrate_twice",
+        pg_server.create_database("otf_test_migrate_twice", template=None),
+    )
     try:
         first = migrations.migrate(url)
         assert first == [m.name for m in migrations.discover()]
@@ -38,7 +43,9 @@ def test_migrate_twice_changes_nothing(pg_server):
         assert schema_of(url) == before
         status = migrations.status(url)
         assert status["pending"] == []
-        assert [r["version"] for r in status["applied"]] == [m.version for m in migrations.discover()]
+        assert [r["version"] for r in status["applied"]] == [
+            m.version for m in migrations.discover()
+        ]
         assert status["timescaledb"] is None and status["hypertables"] == []
     finally:
         pg_server.drop_database(name)
@@ -76,9 +83,13 @@ def test_timescale_branch_is_guarded_and_complete():
     """The TimescaleDB path runs only where the extension can load, and sets what it promises."""
     text = (SQL_DIR / "0003_timescaledb.sql").read_text()
     assert "pg_available_extensions" in text and "shared_preload_libraries" in text
-    for needed in ("create_hypertable('task_events'", "create_hypertable('task_states'",
-                   "compress_segmentby = 'task_id'", "add_retention_policy('task_events'",
-                   "add_compression_policy('task_events'"):
+    for needed in (
+        "create_hypertable('task_events'",
+        "create_hypertable('task_states'",
+        "compress_segmentby = 'task_id'",
+        "add_retention_policy('task_events'",
+        "add_compression_policy('task_events'",
+    ):
         assert needed in text
 
 
@@ -94,5 +105,8 @@ def test_timescale_branch_is_guarded_and_complete():
     ],
 )
 def test_check_constraints_refuse_bad_rows(db_url, sql):
-    with psycopg.connect(db_url) as conn, pytest.raises((psycopg.errors.CheckViolation, psycopg.errors.InvalidTextRepresentation)):
+    with (
+        psycopg.connect(db_url) as conn,
+        pytest.raises((psycopg.errors.CheckViolation, psycopg.errors.InvalidTextRepresentation)),
+    ):
         conn.execute(sql)

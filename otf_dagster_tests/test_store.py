@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from otf_dagster.exceptions import DatabaseUnavailable, StaleTransition, StoreError, UnknownTask, UnknownTaskType
+from otf_dagster.exceptions import (
+    DatabaseUnavailable,
+    StaleTransition,
+    StoreError,
+    UnknownTask,
+    UnknownTaskType,
+)
 from otf_dagster.models import EventRecord, TaskState
 from otf_dagster.store import TaskStore, task_id_for
 
@@ -110,7 +116,10 @@ def test_stale_transitions_are_refused(store, types):
     store.record_poll(tid, 2, "new-run", {"x": 2}, [EventRecord(1, "game_started", {})])
     assert store.get_task(tid).run_id == "new-run"
     # A finished task cannot be finished again, nor cancelled.
-    assert store.record_poll(tid, 2, "new-run", {"x": 3}, finish=TaskState.FINISHED) == TaskState.FINISHED
+    assert (
+        store.record_poll(tid, 2, "new-run", {"x": 3}, finish=TaskState.FINISHED)
+        == TaskState.FINISHED
+    )
     with pytest.raises(StaleTransition):
         store.transition(tid, TaskState.STARTED, TaskState.FAILED, 2)
     with pytest.raises(StaleTransition, match="FINISHED"):
@@ -134,7 +143,13 @@ def test_poll_writes_are_atomic(store, types, db_url):
     tid = c.task.task_id
     store.record_poll(tid, 1, "r1", {"n": 1}, [EventRecord(1, "game_started", {"a": 1})])
     with pytest.raises(StoreError):
-        store.record_poll(tid, 1, "r1", {"n": 2}, [EventRecord(2, "score_changed", {}), EventRecord(3, "BAD KIND", {})])
+        store.record_poll(
+            tid,
+            1,
+            "r1",
+            {"n": 2},
+            [EventRecord(2, "score_changed", {}), EventRecord(3, "BAD KIND", {})],
+        )
     assert store.get_task(tid).checkpoint == {"n": 1}
     assert [e["task_seq"] for e in store.task_events(tid)] == [1]
     events = store.task_events(tid)
@@ -178,5 +193,7 @@ def test_a_retried_poll_write_after_a_lost_acknowledgement_writes_nothing_twice(
     assert [e["task_seq"] for e in store.task_events(tid)] == [1, 2]
     # A write from a position the checkpoint has already left is refused.
     with pytest.raises(StaleTransition):
-        store.record_poll(tid, 1, "r1", {**cp, "polls": 9}, [EventRecord(3, "game_final", {})], expected_seq=1)
+        store.record_poll(
+            tid, 1, "r1", {**cp, "polls": 9}, [EventRecord(3, "game_final", {})], expected_seq=1
+        )
     assert len(store.task_events(tid)) == 2

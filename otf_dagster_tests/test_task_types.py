@@ -15,7 +15,12 @@ GOOD = {
 
 def test_defaults_file_is_valid():
     names = [t.name for t in task_types.load_file(task_types.DEFAULTS_FILE)]
-    assert names == ["NBA_GAME_BOXSCORE", "NBA_GAME_CONFIRM", "ESPN_GAME_BOXSCORE", "ESPN_GAME_CONFIRM"]
+    assert names == [
+        "NBA_GAME_BOXSCORE",
+        "NBA_GAME_CONFIRM",
+        "ESPN_GAME_BOXSCORE",
+        "ESPN_GAME_CONFIRM",
+    ]
 
 
 @pytest.mark.parametrize(

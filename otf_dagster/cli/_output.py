@@ -23,7 +23,9 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=_default, indent=2, sort_keys=False)
 
 
-def emit_rows(rows: Iterable[Mapping[str, Any]], as_json: bool, columns: list[str] | None = None) -> None:
+def emit_rows(
+    rows: Iterable[Mapping[str, Any]], as_json: bool, columns: list[str] | None = None
+) -> None:
     rows = [dict(r) for r in rows]
     if as_json:
         click.echo(to_json(rows))

@@ -38,7 +38,11 @@ def status(as_json: bool) -> None:
     ts = info["timescaledb"]
     click.echo(
         f"timescaledb: {ts if ts else 'not installed'}"
-        + ("" if ts else f" ({'available' if info['timescaledb_available'] else 'not available'} on this server; plain tables)")
+        + (
+            ""
+            if ts
+            else f" ({'available' if info['timescaledb_available'] else 'not available'} on this server; plain tables)"
+        )
     )
     click.echo(f"hypertables: {', '.join(info['hypertables']) or '(none)'}")
     click.echo(f"pending: {', '.join(info['pending']) or '(none)'}")
@@ -66,7 +70,9 @@ def env() -> None:
     ``eval $(otf env)`` before `dagster` commands."""
     task_url, dagster_url = embedded.resolve_urls()
     click.echo(f"export {config.TASK_DB_ENV}={shlex.quote(task_url)}")
-    click.echo(f"export {config.DAGSTER_DB_ENV}={shlex.quote(config.dagster_storage_url(dagster_url))}")
+    click.echo(
+        f"export {config.DAGSTER_DB_ENV}={shlex.quote(config.dagster_storage_url(dagster_url))}"
+    )
 
 
 @click.group("task-types")
@@ -91,7 +97,14 @@ def list_cmd(include_deleted: bool, as_json: bool) -> None:
     """List task types."""
     with TaskStore(embedded.resolve_task_url()) as store:
         types = store.list_task_types(include_deleted=include_deleted)
-    cols = ["name", "handler", "poll_interval_seconds", "max_attempts", "required_services", "url_template"]
+    cols = [
+        "name",
+        "handler",
+        "poll_interval_seconds",
+        "max_attempts",
+        "required_services",
+        "url_template",
+    ]
     if include_deleted:
         cols.append("deleted_at")
     emit_rows([t.to_dict() for t in types], as_json, None if as_json else cols)
@@ -104,4 +117,3 @@ def delete_cmd(name: str) -> None:
     with TaskStore(embedded.resolve_task_url()) as store:
         store.delete_task_type(name)
     click.echo(f"deleted {name}")
-

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -49,16 +50,12 @@ def _stop_tree(procs: list[subprocess.Popen]) -> None:
     me = psutil.Process()
     victims = me.children(recursive=True)
     for p in victims:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(victims, timeout=10)
     for p in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
     for proc in procs:
         try:
             proc.wait(timeout=5)
@@ -71,9 +68,13 @@ def _stop_tree(procs: list[subprocess.Popen]) -> None:
 @click.option("--sim-port", default=8765, show_default=True, help="Feed simulator port.")
 @click.option("--games", default=4, show_default=True, help="Games in the simulator's slate.")
 @click.option("--speed", default=30.0, show_default=True, help="Game seconds per real second.")
-@click.option("--first-start", default=45.0, show_default=True, help="Seconds until the first game starts.")
+@click.option(
+    "--first-start", default=45.0, show_default=True, help="Seconds until the first game starts."
+)
 @click.option("--spacing", default=45.0, show_default=True, help="Seconds between game starts.")
-def dev(port: int, sim_port: int, games: int, speed: float, first_start: float, spacing: float) -> None:
+def dev(
+    port: int, sim_port: int, games: int, speed: float, first_start: float, spacing: float
+) -> None:
     """Bring the whole system up: database, simulator, today's schedule, dagster dev."""
     state = config.state_dir()
     state.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,20 @@ def dev(port: int, sim_port: int, games: int, speed: float, first_start: float, 
     try:
         if not os.environ.get("OTF_FEED_BASE_URL"):
             sim = subprocess.Popen(
-                [_bin("otf"), "simulate", "--port", str(sim_port), "--games", str(games), "--speed", str(speed),
-                 "--first-start", str(first_start), "--spacing", str(spacing)],
+                [
+                    _bin("otf"),
+                    "simulate",
+                    "--port",
+                    str(sim_port),
+                    "--games",
+                    str(games),
+                    "--speed",
+                    str(speed),
+                    "--first-start",
+                    str(first_start),
+                    "--spacing",
+                    str(spacing),
+                ],
                 env=env,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
@@ -118,15 +131,29 @@ def dev(port: int, sim_port: int, games: int, speed: float, first_start: float, 
         today = datetime.now(ZoneInfo(tz)).date().isoformat()
         click.echo(f"materializing game_schedule for {today} ...")
         subprocess.run(
-            [_bin("dagster"), "asset", "materialize", "-m", "otf_dagster.definitions", "-a", "defs",
-             "--select", "game_schedule", "--partition", today],
-            env=env, check=True, cwd=config.PROJECT_ROOT,
+            [
+                _bin("dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "otf_dagster.definitions",
+                "-a",
+                "defs",
+                "--select",
+                "game_schedule",
+                "--partition",
+                today,
+            ],
+            env=env,
+            check=True,
+            cwd=config.PROJECT_ROOT,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         click.echo(f"dagster dev on http://127.0.0.1:{port} (Ctrl-C stops everything)")
         web = subprocess.Popen(
             [_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, cwd=config.PROJECT_ROOT,
+            env=env,
+            cwd=config.PROJECT_ROOT,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         procs.append(web)

@@ -49,8 +49,10 @@ def simulate(
         ) from exc
     click.echo(f"simulator listening on {base_url} (speed {speed:g}x); Ctrl-C to stop")
     click.echo(f"  state:  {base_url}/_sim/state")
-    click.echo(f"  try:    otf feed schedule --provider nba_cdn --base-url {base_url} "
-               f"--date {sim.today().isoformat()}")
+    click.echo(
+        f"  try:    otf feed schedule --provider nba_cdn --base-url {base_url} "
+        f"--date {sim.today().isoformat()}"
+    )
     emit_rows([g.to_dict() for g in sim.games], as_json=False)
     try:
         while True:

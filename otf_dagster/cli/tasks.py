@@ -24,7 +24,9 @@ def parse_time(value: str) -> datetime:
             f"--at {value!r} is not an ISO time; write e.g. 2026-11-27T19:30:00Z or 2026-11-27T14:30-05:00"
         ) from None
     if at.tzinfo is None:
-        raise StoreError(f"--at {value!r} has no time zone; add Z (UTC) or an offset such as -05:00")
+        raise StoreError(
+            f"--at {value!r} has no time zone; add Z (UTC) or an offset such as -05:00"
+        )
     return at
 
 
@@ -58,7 +60,16 @@ def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool
     """List tasks, newest scheduled first."""
     with TaskStore(embedded.resolve_task_url()) as store:
         rows = store.list_tasks(state=state, task_type=task_type, limit=limit)
-    cols = ["task_id", "task_type", "external_key", "scheduled_at", "state", "attempt", "run_id", "last_error"]
+    cols = [
+        "task_id",
+        "task_type",
+        "external_key",
+        "scheduled_at",
+        "state",
+        "attempt",
+        "run_id",
+        "last_error",
+    ]
     emit_rows([t.to_dict() for t in rows], as_json, None if as_json else cols)
 
 

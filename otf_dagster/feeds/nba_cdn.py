@@ -91,9 +91,10 @@ def _players(team: Any) -> list[PlayerLine]:
     for player in team["players"]:
         if not isinstance(player, dict):
             continue
-        name = player.get("name") or " ".join(
-            str(player.get(k) or "") for k in ("firstName", "familyName")
-        ).strip()
+        name = (
+            player.get("name")
+            or " ".join(str(player.get(k) or "") for k in ("firstName", "familyName")).strip()
+        )
         out.append(
             PlayerLine(
                 team=tricode,

@@ -132,13 +132,9 @@ def make_provider(
 ) -> Provider:
     """A provider by name; ``base_url`` points it at the simulator, ``client`` shares one."""
     if name not in _CLASSES:
-        raise ConfigError(
-            f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}"
-        )
+        raise ConfigError(f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}")
     if client is None:
         client = FeedClient(base_url or DEFAULT_BASE_URLS[name], **client_kwargs)
     elif base_url or client_kwargs:
-        raise ConfigError(
-            "make_provider: give either client= or base_url/client options, not both"
-        )
+        raise ConfigError("make_provider: give either client= or base_url/client options, not both")
     return _CLASSES[name](client)

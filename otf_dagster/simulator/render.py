@@ -34,7 +34,19 @@ ESPN_KEYS = [
     "fouls",
 ]
 ESPN_LABELS = [
-    "MIN", "PTS", "FG", "3PT", "FT", "REB", "AST", "TO", "STL", "BLK", "OREB", "DREB", "PF",
+    "MIN",
+    "PTS",
+    "FG",
+    "3PT",
+    "FT",
+    "REB",
+    "AST",
+    "TO",
+    "STL",
+    "BLK",
+    "OREB",
+    "DREB",
+    "PF",
 ]
 
 
@@ -182,10 +194,16 @@ def nba_schedule(games: list[tuple[SimGame, ReplayState]], path: str, now: float
                 "gameDateTimeUTC": _iso(game.start_time),
                 "gameDateEst": f"{game.day.isoformat()}T00:00:00Z",
                 "postponedStatus": "N",
-                "homeTeam": {k: v for k, v in _nba_team(game, state, "home", None).items()
-                             if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")},
-                "awayTeam": {k: v for k, v in _nba_team(game, state, "away", None).items()
-                             if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")},
+                "homeTeam": {
+                    k: v
+                    for k, v in _nba_team(game, state, "home", None).items()
+                    if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")
+                },
+                "awayTeam": {
+                    k: v
+                    for k, v in _nba_team(game, state, "away", None).items()
+                    if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")
+                },
                 "_simulator": _sim_note(game),
             }
         )
@@ -324,8 +342,7 @@ def _espn_row(p: PlayerState) -> list[str]:
         "minutes": "--",
         "points": str(s["points"]),
         "fieldGoalsMade-fieldGoalsAttempted": f"{s['fieldGoalsMade']}-{s['fieldGoalsAttempted']}",
-        "threePointFieldGoalsMade-threePointFieldGoalsAttempted":
-            f"{s['threePointersMade']}-{s['threePointersAttempted']}",
+        "threePointFieldGoalsMade-threePointFieldGoalsAttempted": f"{s['threePointersMade']}-{s['threePointersAttempted']}",
         "freeThrowsMade-freeThrowsAttempted": f"{s['freeThrowsMade']}-{s['freeThrowsAttempted']}",
         "rebounds": str(s["reboundsTotal"]),
         "assists": str(s["assists"]),

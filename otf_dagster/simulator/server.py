@@ -292,8 +292,11 @@ class Simulator:
         if fault.kind == "rate_limit":
             retry_after = f"{fault.retry_after:g}"
             return (
-                Response(429, (fault.body or '{"code":429,"message":"Too Many Requests"}').encode(),
-                         headers={"Retry-After": retry_after}),
+                Response(
+                    429,
+                    (fault.body or '{"code":429,"message":"Too Many Requests"}').encode(),
+                    headers={"Retry-After": retry_after},
+                ),
                 False,
             )
         if fault.kind == "malformed":

@@ -19,7 +19,6 @@ from otf_dagster.simulator.replay import (
     recorded_replay,
 )
 
-
 FEED_DAY_ZONE = ZoneInfo("America/New_York")
 
 

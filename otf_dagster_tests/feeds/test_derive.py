@@ -31,13 +31,26 @@ def snapshot(t: float, provider: str) -> BoxScore:
 
 
 def key(box: BoxScore) -> tuple:
-    return (box.status, box.period, box.home.score, box.away.score, box.home.periods,
-            box.away.periods)
+    return (
+        box.status,
+        box.period,
+        box.home.score,
+        box.away.score,
+        box.home.periods,
+        box.away.periods,
+    )
 
 
 def box(status, period, clock, home, away, hp=(), ap=()) -> BoxScore:
-    return BoxScore("g", "test", status, period, clock, TeamLine("HOM", home, tuple(hp)),
-                    TeamLine("AWY", away, tuple(ap)))
+    return BoxScore(
+        "g",
+        "test",
+        status,
+        period,
+        clock,
+        TeamLine("HOM", home, tuple(hp)),
+        TeamLine("AWY", away, tuple(ap)),
+    )
 
 
 def test_no_change_no_events() -> None:
@@ -50,11 +63,19 @@ def test_no_change_no_events() -> None:
 def test_first_poll_of_a_live_game() -> None:
     events = derive_events(None, box(GameStatus.LIVE, 1, 600.0, 2, 0, (2,), (0,)))
     assert [e.kind for e in events] == [
-        "game_started", "period_started", "score_changed", "lead_changed",
+        "game_started",
+        "period_started",
+        "score_changed",
+        "lead_changed",
     ]
     assert events[2].payload == {
-        "team": "HOM", "side": "home", "points": 2, "home_score": 2, "away_score": 0,
-        "period": 1, "clock_seconds": 600.0,
+        "team": "HOM",
+        "side": "home",
+        "points": 2,
+        "home_score": 2,
+        "away_score": 0,
+        "period": 1,
+        "clock_seconds": 600.0,
     }
     assert events[3].payload == {"leader": "HOM", "home_score": 2, "away_score": 0}
 
@@ -64,10 +85,17 @@ def test_skipped_periods_are_emitted_in_order() -> None:
     new = box(GameStatus.LIVE, 3, 500.0, 60, 50, (25, 25, 10), (24, 20, 6))
     events = derive_events(prev, new)
     assert [(e.kind, e.payload.get("period")) for e in events] == [
-        ("score_changed", 1), ("score_changed", 1), ("lead_changed", None),
+        ("score_changed", 1),
+        ("score_changed", 1),
+        ("lead_changed", None),
         ("period_ended", 1),
-        ("period_started", 2), ("score_changed", 2), ("score_changed", 2), ("period_ended", 2),
-        ("period_started", 3), ("score_changed", 3), ("score_changed", 3),
+        ("period_started", 2),
+        ("score_changed", 2),
+        ("score_changed", 2),
+        ("period_ended", 2),
+        ("period_started", 3),
+        ("score_changed", 3),
+        ("score_changed", 3),
     ]
     assert events[3].payload == {"period": 1, "home_points": 25, "away_points": 24}
     assert key(apply_events(prev, events)) == key(new)
@@ -108,7 +136,11 @@ def test_overtime() -> None:
     new = box(GameStatus.FINAL, 5, 0.0, 110, 108, (25,) * 4 + (10,), (25,) * 4 + (8,))
     events = derive_events(prev, new)
     assert [e.kind for e in events] == [
-        "period_started", "score_changed", "score_changed", "lead_changed", "period_ended",
+        "period_started",
+        "score_changed",
+        "score_changed",
+        "lead_changed",
+        "period_ended",
         "game_final",
     ]
     assert key(apply_events(prev, events)) == key(new)
@@ -116,8 +148,9 @@ def test_overtime() -> None:
 
 # --- properties --------------------------------------------------------------------------------
 
-times = st.lists(st.floats(min_value=-300, max_value=END, allow_nan=False), min_size=1,
-                 max_size=10).map(sorted)
+times = st.lists(
+    st.floats(min_value=-300, max_value=END, allow_nan=False), min_size=1, max_size=10
+).map(sorted)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,8 +207,7 @@ def games(draw) -> list[BoxScore]:
             last = snaps[-1]
             extra = draw(st.integers(min_value=-2, max_value=2))
             new_hp = last.home.periods[:-1] + (max(0, last.home.periods[-1] + extra),)
-            snaps.append(replace(last, home=replace(last.home, score=sum(new_hp),
-                                                     periods=new_hp)))
+            snaps.append(replace(last, home=replace(last.home, score=sum(new_hp), periods=new_hp)))
     return snaps
 
 

@@ -39,7 +39,10 @@ def test_nba_final_boxscore() -> None:
     box = parse_nba_boxscore(load(NBA_FINAL))
     assert box.status is GameStatus.FINAL
     assert (box.game_id, box.provider, box.period, box.clock_seconds) == (
-        "0042200123", "nba_cdn", 4, 0.0,
+        "0042200123",
+        "nba_cdn",
+        4,
+        0.0,
     )
     assert box.score_line() == "PHI 102 - BKN 97"
     assert box.home.periods == (28, 19, 35, 15)
@@ -235,7 +238,13 @@ def test_duration_seconds(text, seconds) -> None:
 
 def test_tricodes_agree_across_providers() -> None:
     assert [nba_tricode(x) for x in ("SA", "NO", "NY", "GS", "UTAH", "WSH", " bos ")] == [
-        "SAS", "NOP", "NYK", "GSW", "UTA", "WAS", "BOS",
+        "SAS",
+        "NOP",
+        "NYK",
+        "GSW",
+        "UTA",
+        "WAS",
+        "BOS",
     ]
 
 

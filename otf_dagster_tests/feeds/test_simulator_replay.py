@@ -64,8 +64,9 @@ def test_replay_to_final(sim: Simulator, clock: FakeClock, name: str, id_attr: s
 
     statuses = [b.status for b in polls]
     assert GameStatus.LIVE in statuses
-    assert statuses == sorted(statuses, key=[GameStatus.SCHEDULED, GameStatus.LIVE,
-                                             GameStatus.FINAL].index)
+    assert statuses == sorted(
+        statuses, key=[GameStatus.SCHEDULED, GameStatus.LIVE, GameStatus.FINAL].index
+    )
     kinds = [e.kind for e in events]
     assert kinds[0] == "game_started" and kinds[-1] == "game_final"
     assert [e.payload["period"] for e in events if e.kind == "period_started"] == [1, 2, 3, 4]
@@ -119,8 +120,11 @@ def test_slate_and_schedules(sim: Simulator, clock: FakeClock) -> None:
         assert 0 <= lag < (60 if name == "espn" else 1)
         other = day.replace(year=day.year - 1)
         assert provider.schedule(other) == []
-    raw = requests.get(f"{sim.base_url}/apis/site/v2/sports/basketball/nba/scoreboard",
-                       params={"dates": "19990101"}, timeout=5).json()
+    raw = requests.get(
+        f"{sim.base_url}/apis/site/v2/sports/basketball/nba/scoreboard",
+        params={"dates": "19990101"},
+        timeout=5,
+    ).json()
     assert raw["events"] == []
 
 
@@ -144,8 +148,11 @@ def test_unknown_games_are_404(sim: Simulator) -> None:
         nba.boxscore("0022099999")
     with pytest.raises(UnknownGame, match="event=401673394"):
         espn.boxscore("401673394")
-    body = requests.get(f"{sim.base_url}/apis/site/v2/sports/basketball/nba/summary",
-                        params={"event": "401673394"}, timeout=5)
+    body = requests.get(
+        f"{sim.base_url}/apis/site/v2/sports/basketball/nba/summary",
+        params={"event": "401673394"},
+        timeout=5,
+    )
     assert body.status_code == 404
     assert body.json() == load("espn/summary/summary_401673394_error_404.json")
 
@@ -154,12 +161,16 @@ def test_control_endpoints(sim: Simulator, clock: FakeClock) -> None:
     clock.advance(31)
     state = requests.get(f"{sim.base_url}/_sim/state", timeout=5).json()
     assert [g["status"] for g in state["games"]] == ["live", "scheduled", "scheduled"]
-    posted = requests.post(f"{sim.base_url}/_sim/faults",
-                           json={"path": "todaysScoreboard", "kind": "503", "count": 2}, timeout=5)
+    posted = requests.post(
+        f"{sim.base_url}/_sim/faults",
+        json={"path": "todaysScoreboard", "kind": "503", "count": 2},
+        timeout=5,
+    )
     assert posted.status_code == 201 and posted.json()["status"] == 503
     assert len(requests.get(f"{sim.base_url}/_sim/faults", timeout=5).json()["faults"]) == 1
-    bad = requests.post(f"{sim.base_url}/_sim/faults", json={"path": "x", "kind": "nope"},
-                        timeout=5)
+    bad = requests.post(
+        f"{sim.base_url}/_sim/faults", json={"path": "x", "kind": "nope"}, timeout=5
+    )
     assert bad.status_code == 400 and "nope" in bad.json()["message"]
     requests.delete(f"{sim.base_url}/_sim/faults", timeout=5)
     assert sim.faults() == []

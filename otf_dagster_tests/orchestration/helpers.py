@@ -61,7 +61,12 @@ def apply_test_types(store: TaskStore, poll: float = 20.0, **overrides: Any) -> 
     """The default types, with a poll interval fit for replaying a game at speed 60."""
     types = []
     for t in task_types.load_file(task_types.DEFAULTS_FILE):
-        spec = {**t.to_dict(), "poll_interval_seconds": poll, "stale_after_seconds": 600, **overrides}
+        spec = {
+            **t.to_dict(),
+            "poll_interval_seconds": poll,
+            "stale_after_seconds": 600,
+            **overrides,
+        }
         for k in ("created_at", "updated_at", "deleted_at"):
             spec.pop(k)
         types.append(task_types.validate(spec))

@@ -20,7 +20,12 @@ def main() -> None:
     providers = {name: make_provider(name, a.base_url) for name in ("nba_cdn", "espn")}
     with TaskStore(a.db, application_name=f"runner-{a.run_id}") as store:
         outcome = TaskRunner(
-            store, providers.__getitem__, a.task_id, a.attempt, a.run_id, clock=FileClock(Path(a.clock))
+            store,
+            providers.__getitem__,
+            a.task_id,
+            a.attempt,
+            a.run_id,
+            clock=FileClock(Path(a.clock)),
         ).run()
     print(f"{outcome.state} polls={outcome.polls} events={outcome.events}")
 

@@ -37,7 +37,12 @@ def free_port() -> int:
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        cmd, env=env, cwd=config.PROJECT_ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        env=env,
+        cwd=config.PROJECT_ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -90,34 +95,75 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
             day: date = sim.today()
             # The schedule's asset, materialized by the Dagster CLI as a user would.
             subprocess.run(
-                [str(BIN / "dagster"), "asset", "materialize", "-m", "otf_dagster.definitions", "-a", "defs",
-                 "--select", "game_schedule", "--partition", day.isoformat()],
-                env=env, cwd=config.PROJECT_ROOT, check=True, capture_output=True, timeout=120,
+                [
+                    str(BIN / "dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "otf_dagster.definitions",
+                    "-a",
+                    "defs",
+                    "--select",
+                    "game_schedule",
+                    "--partition",
+                    day.isoformat(),
+                ],
+                env=env,
+                cwd=config.PROJECT_ROOT,
+                check=True,
+                capture_output=True,
+                timeout=120,
             )
             boxscores = store.list_tasks(task_type=T)
             assert sorted(t.external_key for t in boxscores) == sorted(g.nba_id for g in sim.games)
             assert {t.state for t in boxscores} == {TaskState.SCHEDULED}
 
             port = free_port()
-            procs.append(start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log"))
             procs.append(
-                start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                      env, tmp_path / "webserver.log")
+                start(
+                    [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                    env,
+                    tmp_path / "daemon.log",
+                )
+            )
+            procs.append(
+                start(
+                    [
+                        str(BIN / "dagster-webserver"),
+                        "-w",
+                        "workspace.yaml",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    env,
+                    tmp_path / "webserver.log",
+                )
             )
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 states = Counter(t.state for t in store.list_tasks(task_type=T))
                 if states[TaskState.FINISHED] == 3:
                     break
-                assert all(p.poll() is None for p in procs), (tmp_path / "daemon.log").read_text()[-3000:]
+                assert all(p.poll() is None for p in procs), (tmp_path / "daemon.log").read_text()[
+                    -3000:
+                ]
                 time.sleep(2)
             else:
-                pytest.fail(f"slate did not finish: {states}; daemon log:\n{(tmp_path / 'daemon.log').read_text()[-4000:]}")
+                pytest.fail(
+                    f"slate did not finish: {states}; daemon log:\n{(tmp_path / 'daemon.log').read_text()[-4000:]}"
+                )
 
             # In the task database: each game's history, runner and events.
             for task in store.list_tasks(task_type=T):
                 history = [(h["service"], h["state"]) for h in store.state_history(task.task_id)]
-                assert history == [("task", "SCHEDULED"), ("task", "STARTED"), ("runner", "FINISHED"), ("task", "FINISHED")]
+                assert history == [
+                    ("task", "SCHEDULED"),
+                    ("task", "STARTED"),
+                    ("runner", "FINISHED"),
+                    ("task", "FINISHED"),
+                ]
                 events = store.task_events(task.task_id)
                 assert events[-1]["kind"] == "game_final" and events[0]["kind"] == "game_started"
                 assert {e["task_runner_id"] for e in events} == {task.run_id}
@@ -125,7 +171,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
                 final = events[-1]["payload"]
                 assert (final["home_score"], final["away_score"]) == (124, 97)
             with psycopg.connect(db_url) as conn:
-                confirms = conn.execute("SELECT count(*) FROM tasks WHERE task_type = 'NBA_GAME_CONFIRM'").fetchone()[0]
+                confirms = conn.execute(
+                    "SELECT count(*) FROM tasks WHERE task_type = 'NBA_GAME_CONFIRM'"
+                ).fetchone()[0]
             assert confirms == 3
 
             # Through Dagster's GraphQL API.
@@ -137,7 +185,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
                 except requests.RequestException:
                     time.sleep(1)
             runs = graphql(url, RUNS)["runsOrError"]["results"]
-            by_task = {next(t["value"] for t in r["tags"] if t["key"] == "otf/task_id"): r for r in runs}
+            by_task = {
+                next(t["value"] for t in r["tags"] if t["key"] == "otf/task_id"): r for r in runs
+            }
             run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
             assert set(by_task) == set(run_ids)
             for task_id, run in by_task.items():
@@ -148,7 +198,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
                 meta = {e["label"]: e.get("text", e.get("intValue")) for e in m["metadataEntries"]}
                 assert meta["state"] == "FINISHED" and meta["score"].endswith("124")
             sensors = graphql(url, SENSORS)["sensorsOrError"]["results"]
-            assert {s["name"]: s["sensorState"]["status"] for s in sensors}["task_manager"] == "RUNNING"
+            assert {s["name"]: s["sensorState"]["status"] for s in sensors}[
+                "task_manager"
+            ] == "RUNNING"
     finally:
         for p in procs:
             stop(p)

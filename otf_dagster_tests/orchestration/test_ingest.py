@@ -27,7 +27,9 @@ T = "ESPN_GAME_BOXSCORE"
 
 @pytest.fixture
 def espn_day():
-    doc = json.loads((FIXTURES / "espn/scoreboard/scoreboard_2026-03-01_pre_11games.json").read_text())
+    doc = json.loads(
+        (FIXTURES / "espn/scoreboard/scoreboard_2026-03-01_pre_11games.json").read_text()
+    )
     with StaticFeed() as feed:
         feed.docs[SCOREBOARD] = doc
         yield feed, doc
@@ -45,14 +47,24 @@ def test_a_day_of_games_becomes_tasks_idempotently(store, default_types, espn_da
     tasks = by_key(store)
     assert len(tasks) == 11
     assert tasks["401810723"].scheduled_at.isoformat() == "2026-03-01T18:00:00+00:00"
-    assert tasks["401810723"].params == {"home": "NYK", "away": "SAS", "provider": "espn", "day": "2026-03-01"}
-    assert ingest_day(store, provider, DAY, task_type=T, tz="America/New_York").count("unchanged") == 11
+    assert tasks["401810723"].params == {
+        "home": "NYK",
+        "away": "SAS",
+        "provider": "espn",
+        "day": "2026-03-01",
+    }
+    assert (
+        ingest_day(store, provider, DAY, task_type=T, tz="America/New_York").count("unchanged")
+        == 11
+    )
 
     # The feed changes: one game moved, one postponed, one gone, one already final.
     changed = copy.deepcopy(doc)
     events = {e["id"]: e for e in changed["events"]}
     events["401810724"]["date"] = "2026-03-01T22:00Z"
-    events["401810725"]["status"]["type"].update(name="STATUS_POSTPONED", state="pre", description="Postponed")
+    events["401810725"]["status"]["type"].update(
+        name="STATUS_POSTPONED", state="pre", description="Postponed"
+    )
     final = events["401810727"]
     final["status"]["type"].update(name="STATUS_FINAL", state="post", completed=True)
     changed["events"] = [e for e in changed["events"] if e["id"] != "401810726"]
@@ -64,15 +76,27 @@ def test_a_day_of_games_becomes_tasks_idempotently(store, default_types, espn_da
     assert report.outcomes["401810727"] == "skipped: final"
     tasks = by_key(store)
     assert tasks["401810724"].scheduled_at.isoformat() == "2026-03-01T22:00:00+00:00"
-    assert tasks["401810725"].state == TaskState.CANCELLED and "postponed" in tasks["401810725"].last_error
-    assert tasks["401810726"].state == TaskState.CANCELLED and "vanished" in tasks["401810726"].last_error
+    assert (
+        tasks["401810725"].state == TaskState.CANCELLED
+        and "postponed" in tasks["401810725"].last_error
+    )
+    assert (
+        tasks["401810726"].state == TaskState.CANCELLED
+        and "vanished" in tasks["401810726"].last_error
+    )
     assert sum(t.state == TaskState.SCHEDULED for t in tasks.values()) == 9
 
 
 def test_a_day_without_games_is_fine(store, default_types, espn_day):
     feed, _ = espn_day
     feed.docs["/apis/site/v2/sports/basketball/nba/scoreboard?dates=20260302"] = {"events": []}
-    report = ingest_day(store, make_provider("espn", feed.base_url), date(2026, 3, 2), task_type=T, tz="America/New_York")
+    report = ingest_day(
+        store,
+        make_provider("espn", feed.base_url),
+        date(2026, 3, 2),
+        task_type=T,
+        tz="America/New_York",
+    )
     assert report.entries == [] and store.list_tasks() == []
 
 
@@ -88,7 +112,9 @@ def test_a_started_game_is_not_cancelled_when_it_vanishes(store, default_types, 
     assert list(states.values()).count(TaskState.CANCELLED) == 10
 
 
-def test_the_game_schedule_asset_materializes_a_day_from_the_simulator(db_url, store, default_types):
+def test_the_game_schedule_asset_materializes_a_day_from_the_simulator(
+    db_url, store, default_types
+):
     with Simulator(speed=60, games=3, first_start=60, spacing=60) as sim:
         day = sim.today()
         days = game_day_partitions("America/New_York")

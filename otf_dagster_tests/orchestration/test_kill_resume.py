@@ -24,10 +24,27 @@ def stream(store: TaskStore, task_id: str) -> list[tuple]:
     return [(e["task_seq"], e["kind"], e["payload"]) for e in store.task_events(task_id)]
 
 
-def launch(db_url: str, sim: Simulator, task_id: str, attempt: int, run_id: str, clock: FileClock) -> subprocess.Popen:
+def launch(
+    db_url: str, sim: Simulator, task_id: str, attempt: int, run_id: str, clock: FileClock
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "otf_dagster_tests.orchestration.run_runner", "--db", db_url, "--base-url",
-         sim.base_url, "--task-id", task_id, "--attempt", str(attempt), "--run-id", run_id, "--clock", str(clock.path)],
+        [
+            sys.executable,
+            "-m",
+            "otf_dagster_tests.orchestration.run_runner",
+            "--db",
+            db_url,
+            "--base-url",
+            sim.base_url,
+            "--task-id",
+            task_id,
+            "--attempt",
+            str(attempt),
+            "--run-id",
+            run_id,
+            "--clock",
+            str(clock.path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -49,7 +66,9 @@ def play(db_url: str, tmp_path, kill_after_events: list[int]) -> tuple[list[tupl
             proc = launch(db_url, sim, task_id, attempt, f"run-{n}", clock)
             deadline = time.monotonic() + 60
             while len(store.task_events(task_id)) < threshold:
-                assert proc.poll() is None, f"runner ended before it could be killed: {proc.stdout.read()}"
+                assert proc.poll() is None, (
+                    f"runner ended before it could be killed: {proc.stdout.read()}"
+                )
                 assert time.monotonic() < deadline, "runner made no progress"
                 time.sleep(0.002)
             os.kill(proc.pid, signal.SIGKILL)
@@ -62,7 +81,9 @@ def play(db_url: str, tmp_path, kill_after_events: list[int]) -> tuple[list[tupl
 
 
 @pytest.mark.parametrize("kills", [[7], [3, 19, 40]])
-def test_killed_and_resumed_runner_writes_the_uninterrupted_stream(pg_server, db_url, tmp_path, kills):
+def test_killed_and_resumed_runner_writes_the_uninterrupted_stream(
+    pg_server, db_url, tmp_path, kills
+):
     _, reference_url = pg_server.fresh_database()
     reference, ref_store, _ = play(reference_url, tmp_path, [])
     ref_store.close()

@@ -43,7 +43,13 @@ def test_runner_polls_a_replayed_game_to_final(store, sim_clock, task_type, game
     task = start_task(store, getattr(game, game_key), clock, task_type)
     polls = []
     outcome = TaskRunner(
-        store, providers(sim), task.task_id, task.attempt, "run-1", clock=clock, on_poll=polls.append
+        store,
+        providers(sim),
+        task.task_id,
+        task.attempt,
+        "run-1",
+        clock=clock,
+        on_poll=polls.append,
     ).run()
 
     assert outcome.state == TaskState.FINISHED and outcome.reason is None
@@ -130,8 +136,10 @@ def test_poll_interval_and_soft_delete_are_reread_while_running(store, sim_clock
         if report.poll == 4:
             store.delete_task_type(T)
 
-    outcome = TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
-    gaps = [round(b - a) for a, b in zip(seen, seen[1:])]
+    outcome = TaskRunner(
+        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
+    ).run()
+    gaps = [round(b - a) for a, b in zip(seen, seen[1:], strict=False)]
     assert gaps == [20, 30, 30]
     assert outcome.state == TaskState.FAILED and "deleted" in outcome.reason
     assert outcome.polls == 4
@@ -146,7 +154,9 @@ def test_a_stale_runner_stops_without_writing(store, sim_clock):
         if report.poll == 2:
             store.relaunch(task.task_id, 1, "test: another runner takes over")
 
-    outcome = TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
+    outcome = TaskRunner(
+        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
+    ).run()
     assert outcome.state is None and "attempt 1" in outcome.reason
     t = store.get_task(task.task_id)
     assert t.state == TaskState.STARTED and t.attempt == 2 and t.checkpoint["polls"] == 2
@@ -173,7 +183,14 @@ def test_a_runner_survives_losing_its_database_connection(store, db_url, sim_clo
             dropped.append(n)
 
     outcome = TaskRunner(
-        runner_store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll, db_retry_seconds=0.01
+        runner_store,
+        providers(sim),
+        task.task_id,
+        1,
+        "run-1",
+        clock=clock,
+        on_poll=on_poll,
+        db_retry_seconds=0.01,
     ).run()
     runner_store.close()
     assert dropped == [1, 1]

@@ -32,7 +32,9 @@ def run_job(db_url: str, sim: Simulator, task_id: str, tags: dict[str, str] | No
     job = defs.resolve_job_def("task_runner")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tasks", [task_id])
-        result = job.execute_in_process(instance=instance, partition_key=task_id, tags=tags or {}, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, partition_key=task_id, tags=tags or {}, raise_on_error=False
+        )
         observations = [
             e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
         ]

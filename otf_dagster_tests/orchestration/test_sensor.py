@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from otf_dagster import manager
+from otf_dagster.definitions import build_definitions
 from otf_dagster.manager import RunInfo
 from otf_dagster.models import TaskState
 from otf_dagster.resources import TaskStoreResource
-from otf_dagster.definitions import build_definitions
 from otf_dagster.sensors import runner_failure_sensor
 from otf_dagster.store import TaskStore
 from otf_dagster_tests.test_claim_race import seed_ready_tasks
@@ -42,15 +42,22 @@ def test_a_tick_claims_ready_tasks_and_requests_runs(db_url, store, default_type
         result = tick(instance, db_url)
         assert result.skip_message is None
         requests = sorted(result.run_requests, key=lambda r: r.partition_key)
-        assert [r.partition_key for r in requests] == ["nba_game_boxscore:0022000180", "nba_game_boxscore:0029900001"]
+        assert [r.partition_key for r in requests] == [
+            "nba_game_boxscore:0022000180",
+            "nba_game_boxscore:0029900001",
+        ]
         r = requests[0]
         assert r.run_key == "nba_game_boxscore:0022000180:1"
         assert r.tags[manager.TAG_TASK_ID] == "nba_game_boxscore:0022000180"
         assert r.tags[manager.TAG_TASK_TYPE] == T and r.tags[manager.TAG_ATTEMPT] == "1"
         assert r.tags["dagster/max_runtime"] == str(21600 + manager.MAX_RUNTIME_MARGIN_SECONDS)
         [add] = result.dynamic_partitions_requests
-        assert add.partitions_def_name == "tasks" and sorted(add.partition_keys) == [r.partition_key for r in requests]
-        assert {t.state for t in store.list_tasks() if t.external_key != "later"} == {TaskState.STARTED}
+        assert add.partitions_def_name == "tasks" and sorted(add.partition_keys) == [
+            r.partition_key for r in requests
+        ]
+        assert {t.state for t in store.list_tasks() if t.external_key != "later"} == {
+            TaskState.STARTED
+        }
         # Nothing more is ready: the next tick says why it skipped.
         again = tick(instance, db_url)
         assert again.run_requests == [] and "no ready tasks" in again.skip_message
@@ -96,7 +103,8 @@ def running(store: TaskStore, key: str) -> str:
 def age_heartbeat(db_url: str, task_id: str, seconds: int) -> None:
     with psycopg.connect(db_url) as conn:
         conn.execute(
-            "UPDATE tasks SET heartbeat_at = now() - make_interval(secs => %s) WHERE task_id = %s", (seconds, task_id)
+            "UPDATE tasks SET heartbeat_at = now() - make_interval(secs => %s) WHERE task_id = %s",
+            (seconds, task_id),
         )
 
 
@@ -142,7 +150,9 @@ def test_reconcile_fails_the_task_once_attempts_are_spent(db_url, store, default
     assert task.state == TaskState.FAILED and "gave up after 3 attempt(s)" in task.last_error
 
 
-def test_the_sensor_relaunches_a_claimed_task_whose_run_never_appeared(db_url, store, default_types):
+def test_the_sensor_relaunches_a_claimed_task_whose_run_never_appeared(
+    db_url, store, default_types
+):
     task_id = running(store, "g1")
     age_heartbeat(db_url, task_id, 120)
     with dg.instance_for_test() as instance:
@@ -170,7 +180,9 @@ def test_failure_sensor_relaunches_then_fails(db_url, store, default_types):
                     event_type_value="PIPELINE_FAILURE", job_name="task_runner", message="boom"
                 ),
                 resources=resources,
-                repository_def=build_definitions(task_store=resources["task_store"]).get_repository_def(),
+                repository_def=build_definitions(
+                    task_store=resources["task_store"]
+                ).get_repository_def(),
             ).for_run_failure()
             result = runner_failure_sensor(context)
             if expect == "relaunch":
