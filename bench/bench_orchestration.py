@@ -45,8 +45,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402  (sets sys.path for the project too)
 import warnings  # noqa: E402
+
+import _common  # noqa: E402  (sets sys.path for the project too)
 
 warnings.filterwarnings("ignore", message=".*get_sensor_def will return.*")
 import psutil  # noqa: E402
@@ -68,8 +69,9 @@ FULL = {
     "speed": 60.0,
     "first_start": 15.0,
     "spacing": 8.0,
-    "ramp": [4, 8, 16, 32, 48, 64],
+    "ramp": [4, 8, 16, 32, 48, 64, 90],
     "window": 20.0,
+    "skip": 2,
     "poll": 2.0,
     "queued_reconcile": True,
 }
@@ -81,7 +83,8 @@ QUICK = {
     "first_start": 12.0,
     "spacing": 5.0,
     "ramp": [4, 16],
-    "window": 8.0,
+    "window": 10.0,
+    "skip": 1,
     "poll": 2.0,
     "queued_reconcile": False,
 }
@@ -143,9 +146,8 @@ def seed_ready(url: str, n: int, tag: str) -> None:
 def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: dict) -> None:
     import dagster as dg
 
-    from otf_dagster.manager import TAG_ATTEMPT, TAG_TASK_ID
-    from otf_dagster.partitions import TASKS_PARTITIONS_NAME
     from otf_dagster.definitions import build_definitions
+    from otf_dagster.partitions import TASKS_PARTITIONS_NAME
     from otf_dagster.resources import FeedResource, TaskStoreResource
 
     log(f"1. sensor tick: {TICK_TASKS} ready tasks vs empty, {cfg['repeats']} repeats")
@@ -250,9 +252,6 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
                 if data.run_requests:
                     raise AssertionError(f"reconcile tick re-launched {len(data.run_requests)} queued tasks")
                 recon.append(t)
-            # sanity: the lookups found the runs
-            some = data  # noqa: F841
-            _ = TAG_TASK_ID, TAG_ATTEMPT
             med = statistics.median(recon)
             log(f"   reconcile tick: {med:.2f}s (empty {med_empty * 1000:.0f} ms)")
             _common.record(
@@ -352,6 +351,7 @@ class Sampler(threading.Thread):
             try:
                 with p.oneshot():
                     rss = p.memory_info().rss
+                    cpu = sum(p.cpu_times()[:2])
                     if p.pid not in self.procs:
                         cmd = p.cmdline()
                         self.procs[p.pid] = {"kind": classify(cmd), "cmd": " ".join(cmd)[:160], "peak": 0, "last": 0}
@@ -360,6 +360,8 @@ class Sampler(threading.Thread):
                     rec = self.procs[p.pid]
                     rec["peak"] = max(rec["peak"], rss)
                     rec["last"] = rss
+                    rec["cpu"] = cpu
+                    rec.setdefault("born", p.create_time())
                     rec["alive_at"] = time.time()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
@@ -379,10 +381,8 @@ def stop_group(proc: subprocess.Popen, extra: dict[int, float], timeout: float =
     saw, matched by pid + create time so a recycled pid is never hit)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -463,11 +463,8 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
             )
             sampler = Sampler(psutil.Process(proc.pid), server.admin_url)
             sampler.start()
-            try:
-                wait_for("the first task_manager sensor tick", lambda: proc.poll() is not None or sensor_ticks(dg_url) >= 1,
-                         timeout=180)
-            except TimeoutError:
-                raise
+            wait_for("the first task_manager sensor tick", lambda: proc.poll() is not None or sensor_ticks(dg_url) >= 1,
+                     timeout=180)
             if proc.poll() is not None:
                 raise RuntimeError(f"dagster dev exited with {proc.returncode}; see {home / 'dagster-dev.log'}")
             startup = time.monotonic() - t_launch
@@ -480,7 +477,7 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
             with TaskStore(task_url) as store:
                 for game in sim.games:
                     store.schedule_task(TASK_TYPE, game.nba_id, game.start_time)
-            game_len = sim.games[0].start and (3420.0 / cfg["speed"])
+            game_len = 3420.0 / cfg["speed"]  # the recorded game: 3,420 game seconds
             last_start = max(g.start for g in sim.games) - time.time()
             log(f"   {len(sim.games)} tasks scheduled; tip-offs in {cfg['first_start']:.0f}..{last_start:.0f}s, "
                 f"a game lasts ~{game_len:.0f}s")
@@ -552,6 +549,15 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
             log_tailer_rss_mb_per_run=round(sum(t["peak"] for t in tailers) / 2**20 / len(workers), 1),
             note="max over every run worker process (spawned by the code server for DefaultRunLauncher), "
             "sampled every 0.5 s; each run also has 2 `tail -F` + 2 watcher processes for its compute logs",
+            **common,
+        )
+        lives = [max(w["alive_at"] - w["born"], 1e-3) for w in workers]
+        cpu_s = [w.get("cpu", 0.0) for w in workers]
+        _common.record(
+            results, "orchestration.runner_cpu_seconds", statistics.median(cpu_s), "s",
+            "run worker lifetime (s)", statistics.median(lives), samples=[round(c, 2) for c in cpu_s],
+            lifetimes=[round(x, 1) for x in lives],
+            note="CPU seconds (user+system) of one Dagster run worker over its life; ratio = cores it used on average",
             **common,
         )
         _common.record(
@@ -631,7 +637,8 @@ def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, 
              "cpu": cpu.user + cpu.system, "error": error})
 
 
-def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: int, poll: float, window: float) -> dict:
+def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: int, poll: float, window: float,
+             skip: int = 2) -> dict:
     with server.fresh_database() as url:
         with TaskStore(url) as store:
             store.apply_task_types(default_types(poll_interval_seconds=poll, stale_after_seconds=600))
@@ -677,8 +684,8 @@ def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: in
     for r in reports:
         f = r["fetches"]
         per_proc_polls.append(len(f))
-        # skip the first two intervals: N processes starting at once on 2 cores
-        for a, b in list(zip(f, f[1:]))[2:]:
+        # skip the first intervals: N processes starting at once on 2 cores
+        for a, b in list(zip(f, f[1:], strict=False))[skip:]:
             lateness.append(b - a - poll)
     return {
         "n": n,
@@ -713,7 +720,7 @@ def bench_concurrency(server: _common.BenchServer, cfg: dict, results: list, inf
     try:
         time.sleep(1.0)
         for n in ramp:
-            step = run_step(ctx, server, base_url, sim.games, n, poll, window)
+            step = run_step(ctx, server, base_url, sim.games, n, poll, window, skip=cfg["skip"])
             steps.append(step)
             log(f"   N={n:>3}: lateness p50 {step['lateness_p50'] * 1000:6.1f} ms, p99 {step['lateness_p99'] * 1000:7.1f} ms, "
                 f"max {step['lateness_max'] * 1000:7.1f} ms over {step['intervals']} intervals; runners "
@@ -725,7 +732,6 @@ def bench_concurrency(server: _common.BenchServer, cfg: dict, results: list, inf
     ok = [s for s in steps if s["lateness_p99"] <= limit and not s["errors"] and s["reports"] == s["n"]]
     best = max((s["n"] for s in ok), default=0)
     first_late = next((s for s in steps if s not in ok), None)
-    small = steps[0]
     common = {"machine": info, "mode": cfg["mode"]}
     _common.record(
         results, "orchestration.concurrent_runners_on_time", float(best), "runners",
@@ -741,7 +747,6 @@ def bench_concurrency(server: _common.BenchServer, cfg: dict, results: list, inf
             "poll interval", poll, lateness_p50=s["lateness_p50"], runner_cpu_cores=s["runner_cpu_cores"],
             rss_mb_mean=s["rss_mb_mean"], uss_mb_mean=s["uss_mb_mean"], **common,
         )
-    _ = small
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 from datetime import date
 
 import dagster as dg
-import pandas as pd
+from tabulate import tabulate
 
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError
 from otf_dagster.feeds import BoxScore
@@ -34,6 +34,8 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
         task_type = feeds.schedule_task_type()
         with task_store.open("otf-game-schedule") as store:
             report = ingest_day(store, feeds.provider_for(), day, task_type=task_type, tz=timezone)
+        import pandas as pd  # here, not at import: runner processes never need it (~45 MB)
+
         frame = pd.DataFrame(
             [
                 {
@@ -71,15 +73,10 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
     return game_schedule
 
 
-def timeline_frame(entries: list[dict]) -> pd.DataFrame:
+def timeline_markdown(entries: list[dict]) -> str:
     """The task's timeline as a table: lifecycle states, services' reports, events."""
-    return pd.DataFrame(
-        [
-            {"time": e["time"].strftime("%H:%M:%S"), "type": e["type"], "what": e["summary"]}
-            for e in entries
-        ],
-        columns=["time", "type", "what"],
-    )
+    rows = [[e["time"].strftime("%H:%M:%S"), e["type"], e["summary"]] for e in entries]
+    return tabulate(rows, headers=["time", "type", "what"], tablefmt="github")
 
 
 def _score_table(box: BoxScore) -> str:
@@ -93,7 +90,7 @@ def _score_table(box: BoxScore) -> str:
             + [""] * (periods - len(team.periods))
             + [str(team.score)]
         )
-    return pd.DataFrame(rows, columns=header).to_markdown(index=False)
+    return tabulate(rows, headers=header, tablefmt="github")
 
 
 def _poll_metadata(report: PollReport) -> dict:
@@ -168,14 +165,13 @@ def _run_task(
         )
     if outcome.state == TaskState.FAILED:
         raise dg.Failure(f"task {task_id} FAILED: {outcome.reason}", allow_retries=False)
-    frame = timeline_frame(entries)
     metadata = {
         "task_id": task_id,
         "attempt": attempt,
         "state": str(outcome.state),
         "polls": outcome.polls,
         "events_written": outcome.events,
-        "timeline": dg.MetadataValue.md(frame.to_markdown(index=False)),
+        "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
         "follow_ups": ", ".join(outcome.follow_ups),
     }
     if outcome.final is not None:

@@ -87,22 +87,31 @@ def claim(store: TaskStore, limit: int, *, source: str) -> list[Launch]:
 
 def reconcile(
     store: TaskStore,
-    find_run: Callable[[str, int], RunInfo | None],
+    find_runs: Callable[[list[tuple[str, int]]], dict[tuple[str, int], RunInfo]],
     *,
     grace_seconds: float = 60.0,
     now: datetime | None = None,
     source: str = "task_manager",
 ) -> TickReport:
     """Re-launch (attempt + 1, up to the type's limit) or fail STARTED tasks whose runner is
-    lost: its run never appeared, failed for good, or its heartbeat went stale."""
+    lost: its run never appeared, failed for good, or its heartbeat went stale.
+
+    ``find_runs`` gets every (task id, attempt) worth a look at once and answers with the
+    newest run of each it knows: one lookup per tick, however many runs wait in the queue.
+    """
     now = now or datetime.now(UTC)
     report = TickReport()
-    types: dict[str, TaskType] | None = None
+    suspects = []
     for row in store.running_tasks():
         age = (now - row["heartbeat_at"]).total_seconds() if row["heartbeat_at"] else float("inf")
-        if age < min(grace_seconds, row["stale_after_seconds"]):
-            continue  # heartbeat fresh: nothing to look up
-        run = find_run(row["task_id"], row["attempt"])
+        if age >= min(grace_seconds, row["stale_after_seconds"]):
+            suspects.append((row, age))  # a fresh heartbeat needs no lookup
+    if not suspects:
+        return report
+    runs = find_runs([(row["task_id"], row["attempt"]) for row, _ in suspects])
+    types: dict[str, TaskType] | None = None
+    for row, age in suspects:
+        run = runs.get((row["task_id"], row["attempt"]))
         why = _lost_reason(run, age, grace_seconds, row["stale_after_seconds"])
         if why is None:
             if run is not None and run.will_retry:

@@ -159,7 +159,9 @@ class TaskRunner:
         self.task = task
         self.cp = Checkpoint.load(task.checkpoint)  # always the last COMMITTED checkpoint
         self.events_written = 0
-        started = task.started_at or self.clock.now()
+        # The deadline counts from the task's scheduled time: waiting in Dagster's run queue or
+        # being re-launched does not buy a game more time.
+        started = task.scheduled_at
         try:
             while True:
                 try:
@@ -175,7 +177,7 @@ class TaskRunner:
                 if self.clock.now() - started > timedelta(seconds=ttype.deadline_seconds):
                     return self._end(
                         TaskState.FAILED,
-                        f"deadline: not final {ttype.deadline_seconds}s after it started",
+                        f"deadline: not final {ttype.deadline_seconds}s after its scheduled time",
                     )
                 outcome = self._poll(task, ttype, handler)
                 if outcome is not None:

@@ -12,19 +12,30 @@ DEFAULT_CLAIM_LIMIT = 500
 DEFAULT_GRACE_SECONDS = 60.0
 
 
+LOOKUP_CHUNK = 500
+
+
 def run_lookup(instance: dg.DagsterInstance):
-    """find_run(task_id, attempt) over Dagster's run storage: the newest run with those tags."""
+    """find_runs(keys) over Dagster's run storage: the newest run of each (task id, attempt),
+    fetched a chunk of task ids per query rather than a query per task."""
 
-    def find_run(task_id: str, attempt: int) -> manager.RunInfo | None:
-        runs = instance.get_runs(
-            filters=dg.RunsFilter(
-                tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: str(attempt)}
-            ),
-            limit=1,
-        )
-        return _info(runs[0]) if runs else None
+    def find_runs(keys: list[tuple[str, int]]) -> dict[tuple[str, int], manager.RunInfo]:
+        wanted = set(keys)
+        ids = sorted({task_id for task_id, _ in keys})
+        found: dict[tuple[str, int], manager.RunInfo] = {}
+        for i in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[i : i + LOOKUP_CHUNK]
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={manager.TAG_TASK_ID: chunk}))
+            for run in runs:  # newest first: keep the first seen of each key
+                key = (
+                    run.tags.get(manager.TAG_TASK_ID),
+                    int(run.tags.get(manager.TAG_ATTEMPT, -1)),
+                )
+                if key in wanted and key not in found:
+                    found[key] = _info(run)
+        return found
 
-    return find_run
+    return find_runs
 
 
 def _info(run: dg.DagsterRun) -> manager.RunInfo:

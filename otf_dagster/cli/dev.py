@@ -118,6 +118,7 @@ def dev(
                     str(first_start),
                     "--spacing",
                     str(spacing),
+                    "--fresh-ids",
                 ],
                 env=env,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

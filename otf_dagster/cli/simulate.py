@@ -30,14 +30,33 @@ from otf_dagster.cli._output import emit_rows
 @click.option(
     "--spacing", default=60.0, show_default=True, type=float, help="Seconds between tip-offs."
 )
+@click.option(
+    "--fresh-ids",
+    is_flag=True,
+    help="Number this slate's games from the start time, so they are new to a task database "
+    "that tracked an earlier slate (the recorded game's real id is then not used).",
+)
 def simulate(
-    host: str, port: int, speed: float, games: int, first_start: float, spacing: float
+    host: str,
+    port: int,
+    speed: float,
+    games: int,
+    first_start: float,
+    spacing: float,
+    fresh_ids: bool,
 ) -> None:
     """Serve simulated NBA CDN and ESPN feeds replaying a recorded game, until Ctrl-C."""
     from otf_dagster.simulator import Simulator
 
+    slate_id = int(time.time() // 60) if fresh_ids else None
     sim = Simulator(
-        speed=speed, games=games, first_start=first_start, spacing=spacing, port=port, host=host
+        speed=speed,
+        games=games,
+        first_start=first_start,
+        spacing=spacing,
+        port=port,
+        host=host,
+        slate_id=slate_id,
     )
     try:
         base_url = sim.start()

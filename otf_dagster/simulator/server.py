@@ -79,6 +79,7 @@ class Simulator:
         clock: Callable[[], float] | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        slate_id: int | None = None,
     ) -> None:
         if speed <= 0:
             raise ConfigError(f"simulator speed {speed!r} must be > 0 (game seconds per second)")
@@ -89,7 +90,7 @@ class Simulator:
         self.host = host
         self.port = port
         self.t0 = self.clock()
-        self.games: list[SimGame] = make_slate(games, self.t0, first_start, spacing)
+        self.games: list[SimGame] = make_slate(games, self.t0, first_start, spacing, slate_id)
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()

@@ -81,8 +81,16 @@ def team_info(tricode: str) -> dict[str, Any]:
     }
 
 
-def make_slate(games: int, t0: float, first_start: float, spacing: float) -> list[SimGame]:
-    """``games`` games; game i starts ``first_start + i * spacing`` s after ``t0`` (rounded)."""
+def make_slate(
+    games: int, t0: float, first_start: float, spacing: float, slate_id: int | None = None
+) -> list[SimGame]:
+    """``games`` games; game i starts ``first_start + i * spacing`` s after ``t0`` (rounded).
+
+    Without ``slate_id`` game 1 keeps the recorded id (0022000180) and the others are
+    00299000NN. With it (``otf simulate --fresh-ids``, which ``otf dev`` uses) every game's ids
+    carry the slate number, so a second slate on the same task database is new games, not
+    games already tracked to the end.
+    """
     others = [t for t in sorted(teams()) if t not in ("BOS", "ORL")]
     slate = []
     for i in range(games):
@@ -92,11 +100,15 @@ def make_slate(games: int, t0: float, first_start: float, spacing: float) -> lis
             pair = (2 * (i - 1)) % max(len(others) - 1, 1)
             home, away = others[pair], others[pair + 1]
             nba_id = f"00299{i:05d}"
+        espn_id = str(401900000 + i + 1)
+        if slate_id is not None:
+            nba_id = f"00298{slate_id % 1000:03d}{i:02d}"
+            espn_id = f"4018{slate_id % 1000:03d}{i:02d}"
         slate.append(
             SimGame(
                 index=i,
                 nba_id=nba_id,
-                espn_id=str(401900000 + i + 1),
+                espn_id=espn_id,
                 home=home,
                 away=away,
                 start=float(round(t0 + first_start + i * spacing)),

@@ -134,3 +134,23 @@ def test_the_game_schedule_asset_materializes_a_day_from_the_simulator(
             assert game.nba_id in table and game.home in table
         keys = {t.external_key for t in store.list_tasks(task_type="NBA_GAME_BOXSCORE")}
         assert keys == {g.nba_id for g in sim.games}
+
+
+def test_a_second_fresh_slate_is_new_games_for_the_same_database(store, default_types):
+    """`otf dev` restarted on the same day: its slate is new games, not finished ones."""
+    keys = []
+    for slate_id in (101, 102):
+        with Simulator(speed=60, games=2, first_start=60, spacing=60, slate_id=slate_id) as sim:
+            report = ingest_day(
+                store,
+                make_provider("nba_cdn", sim.base_url),
+                sim.today(),
+                task_type="NBA_GAME_BOXSCORE",
+                tz="America/New_York",
+            )
+            assert report.count("created") == 2
+            espn = make_provider("espn", sim.base_url).schedule(sim.today())
+            assert sorted(e.game_id for e in espn) == sorted(g.espn_id for g in sim.games)
+            assert all(len(g.nba_id) == 10 and len(g.espn_id) == 9 for g in sim.games)
+            keys += [g.nba_id for g in sim.games]
+    assert len(set(keys)) == 4 and len(store.list_tasks()) == 4

@@ -125,7 +125,9 @@ def age_heartbeat(db_url: str, task_id: str, seconds: int) -> None:
 def test_reconcile_rules(db_url, store, default_types, run, age, relaunched):
     task_id = running(store, "g1")
     age_heartbeat(db_url, task_id, age)
-    report = manager.reconcile(store, lambda tid, attempt: run, grace_seconds=60)
+    report = manager.reconcile(
+        store, lambda keys: {k: run for k in keys} if run else {}, grace_seconds=60
+    )
     task = store.get_task(task_id)
     if relaunched:
         [launch] = report.launches
@@ -141,10 +143,12 @@ def test_reconcile_fails_the_task_once_attempts_are_spent(db_url, store, default
     task_id = running(store, "g1")
     for attempt in (1, 2):
         age_heartbeat(db_url, task_id, 900)
-        report = manager.reconcile(store, lambda tid, a: RunInfo(f"r{a}", "FAILURE"))
+        report = manager.reconcile(
+            store, lambda keys: {(t, a): RunInfo(f"r{a}", "FAILURE") for t, a in keys}
+        )
         assert report.launches[0].attempt == attempt + 1
     age_heartbeat(db_url, task_id, 900)
-    report = manager.reconcile(store, lambda tid, a: RunInfo("r3", "FAILURE"))
+    report = manager.reconcile(store, lambda keys: {k: RunInfo("r3", "FAILURE") for k in keys})
     assert report.launches == [] and report.failed[0][0] == task_id
     task = store.get_task(task_id)
     assert task.state == TaskState.FAILED and "gave up after 3 attempt(s)" in task.last_error
@@ -192,3 +196,31 @@ def test_failure_sensor_relaunches_then_fails(db_url, store, default_types):
                 assert store.get_task(task_id).state == TaskState.FAILED
         # A failure report for a stale attempt changes nothing.
         assert "run-1" not in (store.get_task(task_id).last_error or "")
+
+
+def test_the_batched_run_lookup_finds_the_newest_run_of_each_attempt(db_url, store, default_types):
+    from otf_dagster.sensors import run_lookup
+
+    with dg.instance_for_test() as instance:
+        for i, (task_id, attempt, status) in enumerate(
+            [
+                ("a:1", 1, "FAILURE"),
+                ("a:1", 2, "STARTED"),
+                ("b:1", 1, "NOT_STARTED"),
+                ("b:1", 1, "FAILURE"),
+            ]
+        ):
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name="task_runner",
+                    run_id=f"run-{i}",
+                    status=dg.DagsterRunStatus(status),
+                    tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: str(attempt)},
+                )
+            )
+        found = run_lookup(instance)([("a:1", 1), ("a:1", 2), ("b:1", 1), ("c:1", 1)])
+        assert {k: (v.run_id, v.status) for k, v in found.items()} == {
+            ("a:1", 1): ("run-0", "FAILURE"),
+            ("a:1", 2): ("run-1", "STARTED"),
+            ("b:1", 1): ("run-3", "FAILURE"),  # the newest of the attempt's runs
+        }
