@@ -65,7 +65,7 @@ class Task:
     scheduled_at: datetime
     state: TaskState
     attempt: int
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] | None = None  # None: not read (a claim returns no params)
     run_id: str | None = None
     heartbeat_at: datetime | None = None
     checkpoint: dict[str, Any] | None = None
@@ -87,7 +87,7 @@ class Task:
             scheduled_at=row["scheduled_at"],
             state=_STATES[row["state"]],
             attempt=row["attempt"],
-            params=get("params") or {},
+            params=get("params"),
             run_id=get("run_id"),
             heartbeat_at=get("heartbeat_at"),
             checkpoint=get("checkpoint"),

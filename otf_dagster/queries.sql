@@ -83,8 +83,8 @@ WITH ready AS (
     SET state = 'STARTED', attempt = t.attempt + 1, started_at = now(), heartbeat_at = now(),
         run_id = NULL, last_error = NULL, updated_at = now()
     WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
-    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt, t.params,
-              t.parent_task_id
+    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None).
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt
 ), history AS (
     INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
