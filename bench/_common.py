@@ -260,35 +260,19 @@ class BenchServer:
         self._n = 0
 
     def url(self, database: str) -> str:
-        base, _, query = self.admin_url.partition("?")
-        head = base.rsplit("/", 1)[0]
-        return f"{head}/{database}" + (f"?{query}" if query else "")
+        from otf_dagster import embedded
 
-    def _admin(self):
-        import psycopg
-
-        return psycopg.connect(self.admin_url, autocommit=True)
+        return embedded.database_url(self.admin_url, database)
 
     def create_database(self, name: str, template: str | None = BENCH_TEMPLATE) -> str:
-        from psycopg import sql
+        from otf_dagster import embedded
 
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-            if template:
-                stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-            conn.execute(stmt)
-        return self.url(name)
+        return embedded.create_database(self.admin_url, name, template)
 
     def drop_database(self, name: str) -> None:
-        from psycopg import sql
+        from otf_dagster import embedded
 
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        embedded.drop_database(self.admin_url, name)
 
     @contextlib.contextmanager
     def fresh_database(self) -> Iterator[str]:
@@ -300,6 +284,11 @@ class BenchServer:
             yield url
         finally:
             self.drop_database(name)
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(self.admin_url, autocommit=True)
 
     def server_version(self) -> str:
         with self._admin() as conn:

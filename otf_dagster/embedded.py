@@ -72,6 +72,31 @@ def stop(pgdata: Path | None = None) -> bool:
     return True
 
 
+def database_url(admin_url: str, database: str) -> str:
+    """The URL of ``database`` on the server of ``admin_url`` (query string kept)."""
+    base, _, query = admin_url.partition("?")
+    head = base.rsplit("/", 1)[0]
+    return f"{head}/{database}" + (f"?{query}" if query else "")
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """(Re)create database ``name``, cloned from ``template`` when given; its URL."""
+    drop_database(admin_url, name)
+    stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(stmt)
+    return database_url(admin_url, name)
+
+
 def ensure_database(admin_url: str, name: str, template: str | None = None) -> bool:
     """Create database ``name`` if it does not exist; True if created."""
     with psycopg.connect(admin_url, autocommit=True) as conn:

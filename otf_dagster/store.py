@@ -657,32 +657,23 @@ class TaskStore:
         )
         return [Task.from_row(r) for r in rows]
 
+    def _fetch(
+        self, what: str, query: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """All rows of one named query, in its own transaction."""
+        return self._run(what, lambda c: c.execute(Q[query], params or {}).fetchall())
+
     def running_tasks(self, limit: int = 5000) -> list[dict[str, Any]]:
-        return self._run(
-            "list running tasks",
-            lambda c: c.execute(Q["running_tasks"], {"limit": limit}).fetchall(),
-        )
+        return self._fetch("list running tasks", "running_tasks", {"limit": limit})
 
     def state_history(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run(
-            "read state history",
-            lambda c: c.execute(Q["state_history"], {"task_id": task_id}).fetchall(),
-        )
+        return self._fetch("read state history", "state_history", {"task_id": task_id})
 
     def service_states(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run(
-            "read service states",
-            lambda c: c.execute(Q["service_states"], {"task_id": task_id}).fetchall(),
-        )
+        return self._fetch("read service states", "service_states", {"task_id": task_id})
 
     def task_events(self, task_id: str) -> list[dict[str, Any]]:
-        return self._run(
-            "read task events",
-            lambda c: c.execute(Q["task_events"], {"task_id": task_id}).fetchall(),
-        )
+        return self._fetch("read task events", "task_events", {"task_id": task_id})
 
     def state_enum_values(self) -> list[str]:
-        return [
-            r["value"]
-            for r in self._run("read enum", lambda c: c.execute(Q["state_enum_values"]).fetchall())
-        ]
+        return [r["value"] for r in self._fetch("read enum", "state_enum_values")]

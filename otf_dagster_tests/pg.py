@@ -8,9 +8,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 from otf_dagster import config, embedded, migrations
 
 TEMPLATE = "otf_test_template"
@@ -23,26 +20,13 @@ class TestServer:
     owned: embedded.EmbeddedServer | None
 
     def url(self, database: str) -> str:
-        base, _, query = self.admin_url.partition("?")
-        head = base.rsplit("/", 1)[0]
-        return f"{head}/{database}" + (f"?{query}" if query else "")
+        return embedded.database_url(self.admin_url, database)
 
     def create_database(self, name: str, template: str | None = TEMPLATE) -> str:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-            if template:
-                stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-            conn.execute(stmt)
-        return self.url(name)
+        return embedded.create_database(self.admin_url, name, template)
 
     def drop_database(self, name: str) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        embedded.drop_database(self.admin_url, name)
 
     def fresh_database(self) -> tuple[str, str]:
         name = f"otf_test_{os.getpid()}_{next(_counter)}"

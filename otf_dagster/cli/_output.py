@@ -10,6 +10,8 @@ from typing import Any
 import click
 from tabulate import tabulate
 
+from otf_dagster.exceptions import StoreError
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
@@ -54,3 +56,18 @@ def _cell(value: Any) -> str:
         text = json.dumps(value, default=_default)
         return text if len(text) <= 60 else text[:57] + "..."
     return str(value)
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """An ISO time with a zone from a command-line option, or one clear error naming it."""
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise StoreError(
+            f"{option} {value!r} is not an ISO time; write e.g. 2026-11-27T19:30:00Z or 2026-11-27T14:30-05:00"
+        ) from None
+    if at.tzinfo is None:
+        raise StoreError(
+            f"{option} {value!r} has no time zone; add Z (UTC) or an offset such as -05:00"
+        )
+    return at

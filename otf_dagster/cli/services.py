@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from otf_dagster import embedded
-from otf_dagster.cli._output import emit_rows, to_json
+from otf_dagster.cli._output import emit_rows, parse_time, to_json
 from otf_dagster.consumer import Consumer
 from otf_dagster.exceptions import InvalidReport, StoreError
 from otf_dagster.services import list_subscriptions, report, subscribe, unsubscribe
@@ -17,19 +17,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def _parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise StoreError(
-            f"--since {value!r} is not an ISO time; write e.g. 2026-11-27T19:30:00Z"
-        ) from None
-    if at.tzinfo is None:
-        raise StoreError(
-            f"--since {value!r} has no time zone; add Z (UTC) or an offset such as -05:00"
-        )
-    return at
+    return None if value is None else parse_time(value, "--since")
 
 
 @click.command("report")

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from otf_dagster import embedded
-from otf_dagster.cli._output import emit_object, emit_rows, to_json
-from otf_dagster.exceptions import StoreError
+from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
 from otf_dagster.models import TaskState
 from otf_dagster.store import TaskStore
 from otf_dagster.timeline import timeline
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def parse_time(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise StoreError(
-            f"--at {value!r} is not an ISO time; write e.g. 2026-11-27T19:30:00Z or 2026-11-27T14:30-05:00"
-        ) from None
-    if at.tzinfo is None:
-        raise StoreError(
-            f"--at {value!r} has no time zone; add Z (UTC) or an offset such as -05:00"
-        )
-    return at
 
 
 @click.group()
@@ -42,7 +25,7 @@ def tasks() -> None:
 @json_option
 def schedule(task_type: str, key: str, at: str, as_json: bool) -> None:
     """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time)."""
-    when = parse_time(at)
+    when = parse_time(at, "--at")
     with TaskStore(embedded.resolve_task_url()) as store:
         task_id, outcome = store.schedule_task(task_type, key, when, source="cli")
     if as_json:
