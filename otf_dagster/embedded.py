@@ -48,8 +48,10 @@ def start(pgdata: Path | None = None) -> EmbeddedServer:
     """Start (or find running) the embedded server; its data folder is created if missing."""
     pgdata = (pgdata or config.state_dir() / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process; `stop()` ends it.
-    server = _pgserver().get_server(pgdata, cleanup_mode=None)
+    # cleanup_mode=None: the server outlives this process; `stop()` ends it. start() also
+    # restarts a server this process had already started once and that has since stopped.
+    server = _pgserver().get_server(pgdata, cleanup_mode=None, start=False)
+    server.start()
     return EmbeddedServer(pgdata=pgdata, admin_url=server.get_uri("postgres"))
 
 

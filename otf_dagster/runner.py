@@ -141,7 +141,7 @@ class TaskRunner:
                 return fn()
             except DatabaseUnavailable as exc:
                 log.warning("%s: database unavailable (try %d): %s", what, attempt + 1, exc)
-                self.clock.sleep(self.db_retry_seconds)
+                time.sleep(self.db_retry_seconds)  # wall-clock time: waiting for a server
         return fn()
 
     # --- the loop --------------------------------------------------------------------------

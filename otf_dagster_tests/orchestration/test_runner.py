@@ -198,3 +198,34 @@ def test_a_runner_survives_losing_its_database_connection(store, db_url, sim_clo
     events = store.task_events(task.task_id)
     assert [e["task_seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["payload"]["home_score"] == 124
+
+
+@pytest.mark.parametrize("fault", ["malformed", "error", "rate_limit", "drop"])
+def test_passing_feed_faults_lose_nothing(store, sim_clock, fault):
+    """A few bad answers mid-game: the runner rides them out and the stream is whole."""
+    sim, clock = sim_clock
+    apply_test_types(store)
+    task = start_task(store, sim.games[0].nba_id, clock)
+    errors = []
+
+    def on_poll(report):
+        if report.poll == 3:
+            sim.inject("boxscore_", fault, count=4 if fault != "rate_limit" else 1, retry_after=0.1)
+        if report.error:
+            errors.append(report.error)
+
+    outcome = TaskRunner(
+        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
+    ).run()
+    assert outcome.state == TaskState.FINISHED
+    if fault == "malformed":  # seen, named, and ridden out
+        assert (
+            len(errors) == 4 and "body that is not JSON" in errors[0] and "boxscore_" in errors[0]
+        )
+    events = store.task_events(task.task_id)
+    points = Counter()
+    for e in events:
+        if e["kind"] == "score_changed":
+            points[e["payload"]["team"]] += e["payload"]["points"]
+    assert points == {"BOS": 124, "ORL": 97}
+    assert [e["task_seq"] for e in events] == list(range(1, len(events) + 1))
