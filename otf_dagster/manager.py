@@ -51,6 +51,9 @@ class TickReport:
     launches: list[Launch] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (task id, reason)
     left_to_dagster: list[str] = field(default_factory=list)
+    # Runs Dagster still shows running whose runner was given up on (a killed run worker):
+    # the sensor cancels them so the UI tells the truth.
+    stale_runs: list[tuple[str, str]] = field(default_factory=list)  # (run id, why)
 
     @property
     def empty(self) -> bool:
@@ -119,7 +122,7 @@ def reconcile(
             continue
         if types is None:
             types = {t.name: t for t in store.list_task_types(include_deleted=True)}
-        _relaunch_or_fail(store, row, types[row["task_type"]], why, report, source)
+        _relaunch_or_fail(store, row, types[row["task_type"]], why, report, source, run)
     return report
 
 
@@ -142,18 +145,24 @@ def _relaunch_or_fail(
     why: str,
     report: TickReport,
     source: str,
+    run: RunInfo | None = None,
 ) -> None:
     task_id, attempt = row["task_id"], row["attempt"]
     try:
         if attempt < ttype.max_attempts:
             task: Task = store.relaunch(task_id, attempt, why, source=source)
             report.launches.append(launch_for(task_id, ttype, task.attempt, f"re-launch: {why}"))
+            outcome = f"task re-launched as attempt {task.attempt}"
         else:
             reason = f"gave up after {attempt} attempt(s): {why}"
             store.fail_runner(task_id, attempt, reason)
             report.failed.append((task_id, reason))
+            outcome = "task FAILED"
     except StaleTransition as exc:  # another manager (or the runner itself) got there first
         log.info("reconcile %s: %s", task_id, exc)
+        return
+    if run is not None and run.status in RUNNING:
+        report.stale_runs.append((run.run_id, f"otf: {why}; {outcome}"))
 
 
 def handle_failed_run(

@@ -1,5 +1,7 @@
 """The Task Manager (a sensor) and the runner failure sensor: thin adapters over manager.py."""
 
+import contextlib
+
 import dagster as dg
 
 from otf_dagster import manager
@@ -44,6 +46,20 @@ def _info(run: dg.DagsterRun) -> manager.RunInfo:
         status=run.status.value,
         will_retry=run.tags.get("dagster/will_retry") == "true",
     )
+
+
+def cancel_stale_runs(instance: dg.DagsterInstance, stale_runs: list[tuple[str, str]]) -> None:
+    """Runs whose worker died stay STARTED in Dagster (the default run launcher cannot see the
+    death): ask for termination, and mark them canceled, so the UI matches the task."""
+    for run_id, why in stale_runs:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            continue
+        with contextlib.suppress(Exception):  # a dead worker cannot answer; cancel it regardless
+            instance.run_launcher.terminate(run_id)
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message=why)
 
 
 def _result(
@@ -93,6 +109,7 @@ def build_task_manager(
             report = manager.reconcile(
                 store, run_lookup(context.instance), grace_seconds=grace_seconds
             )
+            cancel_stale_runs(context.instance, report.stale_runs)
             report.launches.extend(manager.claim(store, claim_limit, source="task_manager"))
         return _result(report, context, "task_manager")
 

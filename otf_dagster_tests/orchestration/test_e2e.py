@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 import requests
@@ -73,7 +74,31 @@ SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_
   { __typename ... on Sensors { results { name sensorState { status } } } } }"""
 
 
-def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, store, tmp_path):
+def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of the process executing a run's step, from the run's own event log."""
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type_value == "STEP_START" and event.pid:
+            return event.pid
+    return None
+
+
+def materialize_day(env: dict, day: date) -> None:
+    """The schedule's asset, materialized by the Dagster CLI as a user would."""
+    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "otf_dagster.definitions", "-a", "defs",
+           "--select", "game_schedule", "--partition", day.isoformat()]  # fmt: skip
+    subprocess.run(
+        cmd, env=env, cwd=config.PROJECT_ROOT, check=True, capture_output=True, timeout=120
+    )
+
+
+def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
+    pg_server, db_url, store, tmp_path, monkeypatch
+):
+    """...and one game's run worker is SIGKILLed mid-game: Dagster fails the run and retries it
+    (run retries), the new run resumes from the checkpoint, and the game's stream has every
+    event once. (When no retry comes, the Task Manager re-launches on a stale heartbeat:
+    test_sensor.py.)"""
     storage_name = f"otf_test_dagster_{os.getpid()}"
     storage_url = pg_server.create_database(storage_name, template=None)
     apply_test_types(store, poll=3.0)
@@ -92,84 +117,71 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
                 "OTF_FEED_BASE_URL": sim.base_url,
                 "OTF_SENSOR_INTERVAL_SECONDS": "3",
             }
-            day: date = sim.today()
-            # The schedule's asset, materialized by the Dagster CLI as a user would.
-            subprocess.run(
-                [
-                    str(BIN / "dagster"),
-                    "asset",
-                    "materialize",
-                    "-m",
-                    "otf_dagster.definitions",
-                    "-a",
-                    "defs",
-                    "--select",
-                    "game_schedule",
-                    "--partition",
-                    day.isoformat(),
-                ],
-                env=env,
-                cwd=config.PROJECT_ROOT,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
+            materialize_day(env, sim.today())
             boxscores = store.list_tasks(task_type=T)
             assert sorted(t.external_key for t in boxscores) == sorted(g.nba_id for g in sim.games)
             assert {t.state for t in boxscores} == {TaskState.SCHEDULED}
 
             port = free_port()
-            procs.append(
-                start(
-                    [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                    env,
-                    tmp_path / "daemon.log",
-                )
-            )
-            procs.append(
-                start(
-                    [
-                        str(BIN / "dagster-webserver"),
-                        "-w",
-                        "workspace.yaml",
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
-                    ],
-                    env,
-                    tmp_path / "webserver.log",
-                )
-            )
-            deadline = time.monotonic() + 240
+            daemon = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+            web = [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ]
+            procs.append(start(daemon, env, tmp_path / "daemon.log"))
+            procs.append(start(web, env, tmp_path / "webserver.log"))
+
+            for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):
+                monkeypatch.setenv(key, env[key])
+            instance = dg.DagsterInstance.get()
+            victim = min(boxscores, key=lambda t: t.scheduled_at).task_id
+            killed: list[str] = []
+            deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 states = Counter(t.state for t in store.list_tasks(task_type=T))
                 if states[TaskState.FINISHED] == 3:
                     break
-                assert all(p.poll() is None for p in procs), (tmp_path / "daemon.log").read_text()[
-                    -3000:
-                ]
-                time.sleep(2)
+                daemon_log = (tmp_path / "daemon.log").read_text()
+                assert all(p.poll() is None for p in procs), daemon_log[-3000:]
+                task = store.get_task(victim)
+                if not killed and task.run_id and len(store.task_events(victim)) >= 5:
+                    pid = run_worker_pid(instance, task.run_id)
+                    if pid:
+                        os.kill(pid, signal.SIGKILL)  # mid-game, without warning
+                        killed.append(task.run_id)
+                time.sleep(1)
             else:
-                pytest.fail(
-                    f"slate did not finish: {states}; daemon log:\n{(tmp_path / 'daemon.log').read_text()[-4000:]}"
-                )
+                pytest.fail(f"slate did not finish: {states}; daemon log:\n{daemon_log[-4000:]}")
+            assert killed, "the victim's run worker was never found to kill"
 
-            # In the task database: each game's history, runner and events.
+            # In the task database: each game's history, runners and events.
             for task in store.list_tasks(task_type=T):
-                history = [(h["service"], h["state"]) for h in store.state_history(task.task_id)]
-                assert history == [
-                    ("task", "SCHEDULED"),
-                    ("task", "STARTED"),
-                    ("runner", "FINISHED"),
-                    ("task", "FINISHED"),
-                ]
+                history = store.state_history(task.task_id)
                 events = store.task_events(task.task_id)
-                assert events[-1]["kind"] == "game_final" and events[0]["kind"] == "game_started"
-                assert {e["task_runner_id"] for e in events} == {task.run_id}
+                steps = [(h["service"], h["state"]) for h in history]
+                assert steps == [("task", "SCHEDULED"), ("task", "STARTED"),
+                                 ("runner", "FINISHED"), ("task", "FINISHED")]  # fmt: skip
+                if task.task_id == victim:  # two runs wrote it: the killed one and its retry
+                    assert task.attempt == 1 and task.run_id != killed[0]
+                    writers = [e["task_runner_id"] for e in events]
+                    assert writers[0] == killed[0] and writers[-1] == task.run_id
+                    assert set(writers) == {killed[0], task.run_id}
+                else:
+                    assert {e["task_runner_id"] for e in events} == {task.run_id}
+                assert events[0]["kind"] == "game_started" and events[-1]["kind"] == "game_final"
                 assert [e["task_seq"] for e in events] == list(range(1, len(events) + 1))
                 final = events[-1]["payload"]
                 assert (final["home_score"], final["away_score"]) == (124, 97)
+                scored = Counter()
+                for e in events:
+                    if e["kind"] == "score_changed":
+                        scored[e["payload"]["side"]] += e["payload"]["points"]
+                assert scored == {"home": 124, "away": 97}, "an event was lost or written twice"
             with psycopg.connect(db_url) as conn:
                 confirms = conn.execute(
                     "SELECT count(*) FROM tasks WHERE task_type = 'NBA_GAME_CONFIRM'"
@@ -185,13 +197,19 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(pg_server, db_url, st
                 except requests.RequestException:
                     time.sleep(1)
             runs = graphql(url, RUNS)["runsOrError"]["results"]
-            by_task = {
-                next(t["value"] for t in r["tags"] if t["key"] == "otf/task_id"): r for r in runs
-            }
+            statuses = {r["runId"]: r["status"] for r in runs}
             run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
-            assert set(by_task) == set(run_ids)
-            for task_id, run in by_task.items():
-                assert run["status"] == "SUCCESS" and run["runId"] == run_ids[task_id]
+            assert statuses[killed[0]] == "FAILURE"  # the killed run, seen as failed by Dagster
+            assert {statuses[r] for r in run_ids.values()} == {"SUCCESS"}
+            assert set(statuses) == set(run_ids.values()) | {killed[0]}
+            retry_tags = {
+                t["key"]: t["value"]
+                for r in runs
+                if r["runId"] == run_ids[victim]
+                for t in r["tags"]
+            }
+            assert retry_tags["dagster/parent_run_id"] == killed[0]
+            assert retry_tags["otf/attempt"] == "1"
             mats = graphql(url, MATERIALIZATIONS)["assetOrError"]["assetMaterializations"]
             assert {m["partition"] for m in mats} == set(run_ids)
             for m in mats:

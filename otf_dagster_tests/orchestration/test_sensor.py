@@ -224,3 +224,28 @@ def test_the_batched_run_lookup_finds_the_newest_run_of_each_attempt(db_url, sto
             ("a:1", 2): ("run-1", "STARTED"),
             ("b:1", 1): ("run-3", "FAILURE"),  # the newest of the attempt's runs
         }
+
+
+def test_a_run_whose_worker_died_is_canceled_when_its_task_is_relaunched(
+    db_url, store, default_types
+):
+    task_id = running(store, "g1")
+    age_heartbeat(db_url, task_id, 900)  # the worker was SIGKILLed long ago: no heartbeat
+    with dg.instance_for_test() as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="task_runner",
+                run_id="dead-worker",
+                status=dg.DagsterRunStatus.STARTED,
+                tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: "1"},
+            )
+        )
+        [req] = tick(instance, db_url).run_requests
+        assert req.tags[manager.TAG_ATTEMPT] == "2"
+        run = instance.get_run_by_id("dead-worker")
+        assert run.status == dg.DagsterRunStatus.CANCELED
+        [canceled] = instance.get_records_for_run(
+            "dead-worker", of_type=dg.DagsterEventType.RUN_CANCELED
+        ).records
+        assert "heartbeat stale" in canceled.event_log_entry.dagster_event.message
+        assert "re-launched as attempt 2" in canceled.event_log_entry.dagster_event.message
