@@ -29,6 +29,7 @@ import psycopg
 
 from otf_dagster.db import connect, translated_errors
 from otf_dagster.exceptions import DatabaseUnavailable, StoreError
+from otf_dagster.store import Q
 
 CHANNEL = "otf_events"
 # Session advisory lock (class, hashtext(name)) held by a running durable consumer, so two
@@ -46,55 +47,6 @@ EVENT_COLUMNS = (
     "kind",
     "payload",
 )
-
-# Both reads also return the horizon: the largest seq committed in the same snapshot. Every
-# smaller seq is then final (committed and visible, or never to be), so after a short batch the
-# position may jump to the horizon: a consumer of a rare task type does not rescan the events of
-# other types on its next read. The subscription array is an InitPlan, so the plan walks the seq
-# index in order and stops at the limit.
-SUBSCRIBED_EVENTS_SQL = """
-SELECT h.horizon, e.*
-FROM (SELECT coalesce(max(seq), 0) AS horizon FROM task_events) AS h
-LEFT JOIN LATERAL (
-    SELECT ev.seq, ev.time, ev.task_id, ev.task_runner_id, ev.task_type, ev.task_seq, ev.kind,
-           ev.payload
-    FROM task_events ev
-    WHERE ev.seq > %(after)s
-      AND ev.task_type = ANY (ARRAY(SELECT s.task_type FROM subscriptions s
-                                    WHERE s.owner = %(owner)s AND s.deleted_at IS NULL))
-    ORDER BY ev.seq
-    LIMIT %(limit)s
-) AS e ON true
-ORDER BY e.seq
-"""
-FILTERED_EVENTS_SQL = """
-SELECT h.horizon, e.*
-FROM (SELECT coalesce(max(seq), 0) AS horizon FROM task_events) AS h
-LEFT JOIN LATERAL (
-    SELECT ev.seq, ev.time, ev.task_id, ev.task_runner_id, ev.task_type, ev.task_seq, ev.kind,
-           ev.payload
-    FROM task_events ev
-    WHERE ev.seq > %(after)s
-      AND (%(types)s::text[] IS NULL OR ev.task_type = ANY (%(types)s::text[]))
-      AND (%(since)s::timestamptz IS NULL OR ev.time >= %(since)s::timestamptz)
-    ORDER BY ev.seq
-    LIMIT %(limit)s
-) AS e ON true
-ORDER BY e.seq
-"""
-OPEN_CURSOR_SQL = """
-INSERT INTO consumer_cursors (consumer, position)
-VALUES (%(consumer)s,
-        CASE WHEN %(from_end)s THEN coalesce((SELECT max(seq) FROM task_events), 0) ELSE 0 END)
-ON CONFLICT (consumer) DO NOTHING
-"""
-READ_CURSOR_SQL = "SELECT position FROM consumer_cursors WHERE consumer = %(consumer)s"
-# GREATEST: a late or repeated ack never moves a cursor back.
-ACK_SQL = """
-UPDATE consumer_cursors SET position = greatest(position, %(seq)s), updated_at = now()
-WHERE consumer = %(consumer)s
-RETURNING position
-"""
 
 
 class Consumer:
@@ -181,9 +133,11 @@ class Consumer:
                     f"consumer {self.name!r} is already running in another session; stop it first, "
                     "or give this one another name"
                 )
-        conn.execute(OPEN_CURSOR_SQL, {"consumer": self.name, "from_end": self.start == "end"})
+        conn.execute(
+            Q["consumer_open_cursor"], {"consumer": self.name, "from_end": self.start == "end"}
+        )
         self._position = self._acked = conn.execute(
-            READ_CURSOR_SQL, {"consumer": self.name}
+            Q["consumer_read_cursor"], {"consumer": self.name}
         ).fetchone()["position"]
 
     def close(self) -> None:
@@ -225,7 +179,9 @@ class Consumer:
             return None
         return self._call(
             "read consumer cursor",
-            lambda c: c.execute(READ_CURSOR_SQL, {"consumer": self.name}).fetchone()["position"],
+            lambda c: c.execute(Q["consumer_read_cursor"], {"consumer": self.name}).fetchone()[
+                "position"
+            ],
         )
 
     def fetch(self, limit: int = 500) -> list[dict[str, Any]]:
@@ -237,14 +193,14 @@ class Consumer:
         def work(c: psycopg.Connection) -> list[dict[str, Any]]:
             if self.durable:
                 params = {"after": self._position, "owner": self.name, "limit": limit}
-                return c.execute(SUBSCRIBED_EVENTS_SQL, params).fetchall()
+                return c.execute(Q["consumer_subscribed_events"], params).fetchall()
             params = {
                 "after": self._position,
                 "types": self.task_types,
                 "since": self.since,
                 "limit": limit,
             }
-            return c.execute(FILTERED_EVENTS_SQL, params).fetchall()
+            return c.execute(Q["consumer_filtered_events"], params).fetchall()
 
         rows = self._call("read events", work)
         horizon = rows[0]["horizon"]
@@ -267,7 +223,7 @@ class Consumer:
             return
         row = self._call(
             f"move cursor of consumer {self.name!r}",
-            lambda c: c.execute(ACK_SQL, {"consumer": self.name, "seq": seq}).fetchone(),
+            lambda c: c.execute(Q["consumer_ack"], {"consumer": self.name, "seq": seq}).fetchone(),
         )
         self._acked = row["position"]
 

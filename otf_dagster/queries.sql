@@ -204,3 +204,87 @@ SELECT unnest(enum_range(NULL::task_state))::text AS value;
 SELECT task_id, external_key, state, scheduled_at FROM tasks
 WHERE task_type = %(task_type)s AND scheduled_at >= %(start)s AND scheduled_at < %(end)s
 ORDER BY scheduled_at, task_id;
+
+-- name: consumer_subscribed_events
+-- Both consumer reads also return the horizon: the largest seq committed in the same snapshot.
+-- Every smaller seq is then final (committed and visible, or never to be), so after a short
+-- batch the position may jump to the horizon: a consumer of a rare task type does not rescan
+-- the events of other types on its next read. The subscription array is an InitPlan, so the
+-- plan walks the seq index in order and stops at the limit.
+SELECT h.horizon, e.*
+FROM (SELECT coalesce(max(seq), 0) AS horizon FROM task_events) AS h
+LEFT JOIN LATERAL (
+    SELECT ev.seq, ev.time, ev.task_id, ev.task_runner_id, ev.task_type, ev.task_seq, ev.kind,
+           ev.payload
+    FROM task_events ev
+    WHERE ev.seq > %(after)s
+      AND ev.task_type = ANY (ARRAY(SELECT s.task_type FROM subscriptions s
+                                    WHERE s.owner = %(owner)s AND s.deleted_at IS NULL))
+    ORDER BY ev.seq
+    LIMIT %(limit)s
+) AS e ON true
+ORDER BY e.seq;
+
+-- name: consumer_filtered_events
+SELECT h.horizon, e.*
+FROM (SELECT coalesce(max(seq), 0) AS horizon FROM task_events) AS h
+LEFT JOIN LATERAL (
+    SELECT ev.seq, ev.time, ev.task_id, ev.task_runner_id, ev.task_type, ev.task_seq, ev.kind,
+           ev.payload
+    FROM task_events ev
+    WHERE ev.seq > %(after)s
+      AND (%(types)s::text[] IS NULL OR ev.task_type = ANY (%(types)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR ev.time >= %(since)s::timestamptz)
+    ORDER BY ev.seq
+    LIMIT %(limit)s
+) AS e ON true
+ORDER BY e.seq;
+
+-- name: consumer_open_cursor
+INSERT INTO consumer_cursors (consumer, position)
+VALUES (%(consumer)s,
+        CASE WHEN %(from_end)s THEN coalesce((SELECT max(seq) FROM task_events), 0) ELSE 0 END)
+ON CONFLICT (consumer) DO NOTHING;
+
+-- name: consumer_read_cursor
+SELECT position FROM consumer_cursors WHERE consumer = %(consumer)s;
+
+-- name: consumer_ack
+-- GREATEST: a late or repeated ack never moves a cursor back.
+UPDATE consumer_cursors SET position = greatest(position, %(seq)s), updated_at = now()
+WHERE consumer = %(consumer)s
+RETURNING position;
+
+-- name: services_report
+SELECT overall, outcome, reason, previous FROM otf_report(%s, %s, %s, %s);
+
+-- name: services_subscribe
+INSERT INTO subscriptions AS s (owner, task_type)
+SELECT %(owner)s, tt.name FROM task_types tt WHERE tt.name = %(task_type)s AND tt.deleted_at IS NULL
+ON CONFLICT (owner, task_type) DO UPDATE SET deleted_at = NULL, created_at = now()
+WHERE s.deleted_at IS NOT NULL
+RETURNING (xmax = 0) AS inserted;
+
+-- name: services_subscription_exists
+SELECT 1 FROM subscriptions
+WHERE owner = %(owner)s AND task_type = %(task_type)s AND deleted_at IS NULL;
+
+-- name: services_unsubscribe
+UPDATE subscriptions SET deleted_at = now()
+WHERE owner = %(owner)s AND task_type = %(task_type)s AND deleted_at IS NULL
+RETURNING owner;
+
+-- name: services_list_subscriptions
+SELECT owner, task_type, created_at, deleted_at FROM subscriptions
+WHERE (%(owner)s::text IS NULL OR owner = %(owner)s::text)
+  AND (%(include_deleted)s OR deleted_at IS NULL)
+ORDER BY owner, task_type;
+
+-- name: timeline_states
+SELECT id, time, attempt, service, state::text AS state, previous_state::text AS previous_state,
+       source, detail, xmin::text AS xid
+FROM task_states WHERE task_id = %(task_id)s;
+
+-- name: timeline_events
+SELECT seq, time, task_runner_id, task_seq, kind, payload, xmin::text AS xid
+FROM task_events WHERE task_id = %(task_id)s;

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from otf_dagster.exceptions import InvalidReport, StoreError, UnknownTask, UnknownTaskType
 from otf_dagster.models import TaskState
-from otf_dagster.store import TaskStore
+from otf_dagster.store import Q, TaskStore
 
 # SQLSTATEs raised by otf_report (custom class "OT").
 SQLSTATE_UNKNOWN_TASK = "OTF01"
@@ -28,31 +28,6 @@ SQLSTATE_REPORT_REFUSED = "OTF02"
 
 REPORTER_ROLE = "otf_reporter"
 _OWNER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-
-REPORT_SQL = "SELECT overall, outcome, reason, previous FROM otf_report(%s, %s, %s, %s)"
-
-SUBSCRIBE_SQL = """
-INSERT INTO subscriptions AS s (owner, task_type)
-SELECT %(owner)s, tt.name FROM task_types tt WHERE tt.name = %(task_type)s AND tt.deleted_at IS NULL
-ON CONFLICT (owner, task_type) DO UPDATE SET deleted_at = NULL, created_at = now()
-WHERE s.deleted_at IS NOT NULL
-RETURNING (xmax = 0) AS inserted
-"""
-SUBSCRIPTION_EXISTS_SQL = """
-SELECT 1 FROM subscriptions
-WHERE owner = %(owner)s AND task_type = %(task_type)s AND deleted_at IS NULL
-"""
-UNSUBSCRIBE_SQL = """
-UPDATE subscriptions SET deleted_at = now()
-WHERE owner = %(owner)s AND task_type = %(task_type)s AND deleted_at IS NULL
-RETURNING owner
-"""
-LIST_SUBSCRIPTIONS_SQL = """
-SELECT owner, task_type, created_at, deleted_at FROM subscriptions
-WHERE (%(owner)s::text IS NULL OR owner = %(owner)s::text)
-  AND (%(include_deleted)s OR deleted_at IS NULL)
-ORDER BY owner, task_type
-"""
 
 
 @dataclass(frozen=True)
@@ -110,7 +85,7 @@ def report(
     def work(c: psycopg.Connection) -> dict[str, Any]:
         try:
             return c.execute(
-                REPORT_SQL,
+                Q["services_report"],
                 (task_id, service, str(state), Jsonb(detail) if detail is not None else None),
             ).fetchone()
         except psycopg.Error as exc:
@@ -149,10 +124,10 @@ def subscribe(store_or_url: TaskStore | str, owner: str, task_type: str) -> str:
     params = {"owner": owner, "task_type": task_type}
 
     def work(c: psycopg.Connection) -> str:
-        row = c.execute(SUBSCRIBE_SQL, params).fetchone()
+        row = c.execute(Q["services_subscribe"], params).fetchone()
         if row is not None:
             return "created" if row["inserted"] else "revived"
-        if c.execute(SUBSCRIPTION_EXISTS_SQL, params).fetchone() is not None:
+        if c.execute(Q["services_subscription_exists"], params).fetchone() is not None:
             return "unchanged"
         raise UnknownTaskType(
             f"cannot subscribe {owner!r}: task type {task_type!r} does not exist "
@@ -170,7 +145,7 @@ def unsubscribe(store_or_url: TaskStore | str, owner: str, task_type: str) -> bo
     with using_store(store_or_url) as store:
         row = store._run(
             f"unsubscribe {owner!r} from {task_type!r}",
-            lambda c: c.execute(UNSUBSCRIBE_SQL, params).fetchone(),
+            lambda c: c.execute(Q["services_unsubscribe"], params).fetchone(),
         )
     return row is not None
 
@@ -181,5 +156,6 @@ def list_subscriptions(
     params = {"owner": owner, "include_deleted": include_deleted}
     with using_store(store_or_url) as store:
         return store._run(
-            "list subscriptions", lambda c: c.execute(LIST_SUBSCRIPTIONS_SQL, params).fetchall()
+            "list subscriptions",
+            lambda c: c.execute(Q["services_list_subscriptions"], params).fetchall(),
         )

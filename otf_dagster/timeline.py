@@ -15,17 +15,7 @@ import psycopg
 from otf_dagster.exceptions import UnknownTask
 from otf_dagster.models import TASK_SERVICE
 from otf_dagster.services import using_store
-from otf_dagster.store import TaskStore
-
-STATES_SQL = """
-SELECT id, time, attempt, service, state::text AS state, previous_state::text AS previous_state,
-       source, detail, xmin::text AS xid
-FROM task_states WHERE task_id = %(task_id)s
-"""
-EVENTS_SQL = """
-SELECT seq, time, task_runner_id, task_seq, kind, payload, xmin::text AS xid
-FROM task_events WHERE task_id = %(task_id)s
-"""
+from otf_dagster.store import Q, TaskStore
 
 
 def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]]:
@@ -36,8 +26,8 @@ def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]
         if c.execute("SELECT 1 FROM tasks WHERE task_id = %s", (task_id,)).fetchone() is None:
             return None
         return (
-            c.execute(STATES_SQL, {"task_id": task_id}).fetchall(),
-            c.execute(EVENTS_SQL, {"task_id": task_id}).fetchall(),
+            c.execute(Q["timeline_states"], {"task_id": task_id}).fetchall(),
+            c.execute(Q["timeline_events"], {"task_id": task_id}).fetchall(),
         )
 
     with using_store(store_or_url) as store:
