@@ -69,6 +69,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _log_state(
+    c: psycopg.Connection,
+    *,
+    task_id: str,
+    attempt: int,
+    service: str,
+    state: TaskState,
+    previous_state: TaskState | str | None,
+    source: str | None,
+    detail: Jsonb | None,
+) -> None:
+    """One row of a task's history (task_states), in the caller's transaction."""
+    c.execute(
+        Q["insert_state"],
+        {
+            "task_id": task_id,
+            "attempt": attempt,
+            "service": service,
+            "state": state,
+            "previous_state": previous_state,
+            "source": source,
+            "detail": detail,
+        },
+    )
+
+
 class TaskStore:
     """One connection to the task database; reconnects after the server went away."""
 
@@ -250,22 +276,20 @@ class TaskStore:
                 out.append((existing["task_id"], "unchanged"))
                 continue
             if row["inserted"]:
-                c.execute(
-                    Q["insert_state"],
-                    {
-                        "task_id": row["task_id"],
-                        "attempt": 0,
-                        "service": TASK_SERVICE,
-                        "state": TaskState.SCHEDULED,
-                        "previous_state": None,
-                        "source": source,
-                        "detail": Jsonb(
-                            {
-                                "scheduled_at": at.isoformat(),
-                                **({"parent": parent_task_id} if parent_task_id else {}),
-                            }
-                        ),
-                    },
+                _log_state(
+                    c,
+                    task_id=row["task_id"],
+                    attempt=0,
+                    service=TASK_SERVICE,
+                    state=TaskState.SCHEDULED,
+                    previous_state=None,
+                    source=source,
+                    detail=Jsonb(
+                        {
+                            "scheduled_at": at.isoformat(),
+                            **({"parent": parent_task_id} if parent_task_id else {}),
+                        }
+                    ),
                 )
             out.append((row["task_id"], "created" if row["inserted"] else "moved"))
         return out
@@ -332,19 +356,17 @@ class TaskStore:
             ).fetchone()
             if row is None:
                 raise self._refusal(c, task_id, f"{from_state} -> {to_state}", from_state, attempt)
-            c.execute(
-                Q["insert_state"],
-                {
-                    "task_id": task_id,
-                    "attempt": attempt,
-                    "service": TASK_SERVICE,
-                    "state": to_state,
-                    "previous_state": from_state,
-                    "source": source,
-                    "detail": Jsonb({**(detail or {}), **({"reason": reason} if reason else {})})
-                    if (detail or reason)
-                    else None,
-                },
+            _log_state(
+                c,
+                task_id=task_id,
+                attempt=attempt,
+                service=TASK_SERVICE,
+                state=to_state,
+                previous_state=from_state,
+                source=source,
+                detail=Jsonb({**(detail or {}), **({"reason": reason} if reason else {})})
+                if (detail or reason)
+                else None,
             )
             return Task.from_row(row)
 
@@ -361,19 +383,15 @@ class TaskStore:
             ).fetchone()
             if row is None:
                 raise self._refusal(c, task_id, "re-launch", TaskState.STARTED, attempt)
-            c.execute(
-                Q["insert_state"],
-                {
-                    "task_id": task_id,
-                    "attempt": row["attempt"],
-                    "service": TASK_SERVICE,
-                    "state": TaskState.STARTED,
-                    "previous_state": TaskState.STARTED,
-                    "source": source,
-                    "detail": Jsonb(
-                        {"relaunch": True, "reason": reason, "previous_attempt": attempt}
-                    ),
-                },
+            _log_state(
+                c,
+                task_id=task_id,
+                attempt=row["attempt"],
+                service=TASK_SERVICE,
+                state=TaskState.STARTED,
+                previous_state=TaskState.STARTED,
+                source=source,
+                detail=Jsonb({"relaunch": True, "reason": reason, "previous_attempt": attempt}),
             )
             return Task.from_row(row)
 
@@ -392,17 +410,15 @@ class TaskStore:
                     f"task {task_id!r} is {before['state']} (attempt {before['attempt']}) and cannot be "
                     "started by hand; schedule a new task, or check its type is not deleted"
                 )
-            c.execute(
-                Q["insert_state"],
-                {
-                    "task_id": task_id,
-                    "attempt": row["attempt"],
-                    "service": TASK_SERVICE,
-                    "state": TaskState.STARTED,
-                    "previous_state": before["state"],
-                    "source": source,
-                    "detail": Jsonb({"run_id": run_id, "manual": True}),
-                },
+            _log_state(
+                c,
+                task_id=task_id,
+                attempt=row["attempt"],
+                service=TASK_SERVICE,
+                state=TaskState.STARTED,
+                previous_state=before["state"],
+                source=source,
+                detail=Jsonb({"run_id": run_id, "manual": True}),
             )
             return Task.from_row(row)
 
@@ -536,17 +552,15 @@ class TaskStore:
                 "detail": Jsonb(payload) if payload else None,
             },
         )
-        c.execute(
-            Q["insert_state"],
-            {
-                "task_id": task_id,
-                "attempt": attempt,
-                "service": service,
-                "state": state,
-                "previous_state": None,
-                "source": service,
-                "detail": Jsonb(payload) if payload else None,
-            },
+        _log_state(
+            c,
+            task_id=task_id,
+            attempt=attempt,
+            service=service,
+            state=state,
+            previous_state=None,
+            source=service,
+            detail=Jsonb(payload) if payload else None,
         )
         required = c.execute(
             "SELECT required_services FROM task_types WHERE name = %s", (task_type,)
@@ -570,17 +584,15 @@ class TaskStore:
                 },
             ).fetchone()
             if row is not None:
-                c.execute(
-                    Q["insert_state"],
-                    {
-                        "task_id": task_id,
-                        "attempt": attempt,
-                        "service": TASK_SERVICE,
-                        "state": overall,
-                        "previous_state": TaskState.STARTED,
-                        "source": "task_manager",
-                        "detail": Jsonb({"reason": why or reason}) if (why or reason) else None,
-                    },
+                _log_state(
+                    c,
+                    task_id=task_id,
+                    attempt=attempt,
+                    service=TASK_SERVICE,
+                    state=overall,
+                    previous_state=TaskState.STARTED,
+                    source="task_manager",
+                    detail=Jsonb({"reason": why or reason}) if (why or reason) else None,
                 )
         return overall
 
