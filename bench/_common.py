@@ -260,17 +260,17 @@ class BenchServer:
         self._n = 0
 
     def url(self, database: str) -> str:
-        from otf_dagster import embedded
+        from otf_dagster.local import embedded
 
         return embedded.database_url(self.admin_url, database)
 
     def create_database(self, name: str, template: str | None = BENCH_TEMPLATE) -> str:
-        from otf_dagster import embedded
+        from otf_dagster.local import embedded
 
         return embedded.create_database(self.admin_url, name, template)
 
     def drop_database(self, name: str) -> None:
-        from otf_dagster import embedded
+        from otf_dagster.local import embedded
 
         embedded.drop_database(self.admin_url, name)
 
@@ -303,7 +303,9 @@ class BenchServer:
 def bench_server() -> Iterator[BenchServer]:
     """The benchmark server with a freshly migrated template; an embedded server this call
     started is stopped again at the end (one that was already running is left running)."""
-    from otf_dagster import config, embedded, migrations
+    from otf_dagster import config
+    from otf_dagster.core.store import migrations
+    from otf_dagster.local import embedded
 
     admin = os.environ.get("OTF_BENCH_ADMIN_URL") or os.environ.get("OTF_TEST_ADMIN_URL")
     pgdata = None

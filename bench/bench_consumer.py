@@ -30,10 +30,10 @@ import _common  # noqa: E402  (sets sys.path for the project too)
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from otf_dagster.consumer import Consumer  # noqa: E402
-from otf_dagster.models import EventRecord, TaskType  # noqa: E402
-from otf_dagster.services import subscribe  # noqa: E402
-from otf_dagster.store import TaskStore  # noqa: E402
+from otf_dagster.core.consumer import Consumer  # noqa: E402
+from otf_dagster.core.models import EventRecord, TaskType  # noqa: E402
+from otf_dagster.core.services import subscribe  # noqa: E402
+from otf_dagster.core.store import TaskStore, polls  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 FULL = {"events": 100_000, "latency_events": 300, "poll_events": 60}
@@ -135,7 +135,7 @@ def latencies(url: str, store: TaskStore, n: int, *, notify: bool) -> list[float
     conn = store.conn
     for i in range(1, n + 1):
         with conn.transaction():
-            TaskStore._copy_events(
+            polls.copy_events(
                 conn,
                 [
                     (

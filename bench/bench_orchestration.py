@@ -53,8 +53,9 @@ warnings.filterwarnings("ignore", message=".*get_sensor_def will return.*")
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
-from otf_dagster import config, task_types  # noqa: E402
-from otf_dagster.store import TaskStore  # noqa: E402
+from otf_dagster import config  # noqa: E402
+from otf_dagster.core import task_types  # noqa: E402
+from otf_dagster.core.store import TaskStore  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 TICK_TASKS = 1000
@@ -147,8 +148,8 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
     import dagster as dg
 
     from otf_dagster.definitions import build_definitions
-    from otf_dagster.partitions import TASKS_PARTITIONS_NAME
-    from otf_dagster.resources import FeedResource, TaskStoreResource
+    from otf_dagster.defs.partitions import TASKS_PARTITIONS_NAME
+    from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 
     log(f"1. sensor tick: {TICK_TASKS} ready tasks vs empty, {cfg['repeats']} repeats")
     with server.fresh_database() as task_url, dagster_database(server, "tick") as dg_url:
@@ -160,14 +161,18 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
                 "task_store": TaskStoreResource(database_url=task_url),
                 "feeds": FeedResource(provider="nba_cdn", base_url="http://127.0.0.1:9"),
             }
-            defs = build_definitions(sensor_interval_seconds=30, claim_limit=TICK_TASKS, **resources)
+            defs = build_definitions(
+                sensor_interval_seconds=30, claim_limit=TICK_TASKS, **resources
+            )
             sensor = defs.get_sensor_def("task_manager")
             ref = instance.get_ref()
 
             def tick():
                 # instance_ref, as the code server passes it: the context then loads dynamic
                 # partitions (a partitioned RunRequest is validated against them)
-                with dg.build_sensor_context(instance_ref=ref, resources=resources, definitions=defs) as ctx:
+                with dg.build_sensor_context(
+                    instance_ref=ref, resources=resources, definitions=defs
+                ) as ctx:
                     start = time.perf_counter()
                     data = sensor.evaluate_tick(ctx)
                     return time.perf_counter() - start, data
@@ -178,13 +183,19 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
                 seed_ready(task_url, 0, f"e{rep}")
                 t_empty, data = tick()
                 if data.run_requests:
-                    raise AssertionError(f"empty tick returned {len(data.run_requests)} run requests")
+                    raise AssertionError(
+                        f"empty tick returned {len(data.run_requests)} run requests"
+                    )
                 empty.append(t_empty)
                 seed_ready(task_url, TICK_TASKS, f"r{rep}")
                 t_full, data = tick()
                 reqs = data.run_requests or []
                 dprs = data.dynamic_partitions_requests or []
-                if len(reqs) != TICK_TASKS or len(dprs) != 1 or len(dprs[0].partition_keys) != TICK_TASKS:
+                if (
+                    len(reqs) != TICK_TASKS
+                    or len(dprs) != 1
+                    or len(dprs[0].partition_keys) != TICK_TASKS
+                ):
                     raise AssertionError(
                         f"tick returned {len(reqs)} run requests and {len(dprs)} partition requests "
                         f"({[len(d.partition_keys) for d in dprs]} keys); expected {TICK_TASKS} and 1 of {TICK_TASKS}"
@@ -196,24 +207,45 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
                 start = time.perf_counter()
                 instance.add_dynamic_partitions(TASKS_PARTITIONS_NAME, list(dprs[0].partition_keys))
                 adds.append(time.perf_counter() - start)
-                log(f"   repeat {rep + 1}: empty {t_empty * 1000:.0f} ms, 1000 ready {t_full * 1000:.0f} ms, "
-                    f"partition add {adds[-1] * 1000:.0f} ms")
+                log(
+                    f"   repeat {rep + 1}: empty {t_empty * 1000:.0f} ms, 1000 ready {t_full * 1000:.0f} ms, "
+                    f"partition add {adds[-1] * 1000:.0f} ms"
+                )
 
             med_empty, med_full = statistics.median(empty), statistics.median(full)
             common = {"machine": info, "mode": cfg["mode"], "repeats": cfg["repeats"]}
             _common.record(
-                results, "orchestration.sensor_tick_1000_ready", med_full, "s",
-                "empty tick (same instance, same database)", med_empty,
-                samples=full, baseline_samples=empty, goal=f"<= {TICK_GOAL_S} s",
-                goal_met=med_full <= TICK_GOAL_S, run_requests=TICK_TASKS, partition_keys=TICK_TASKS, **common,
+                results,
+                "orchestration.sensor_tick_1000_ready",
+                med_full,
+                "s",
+                "empty tick (same instance, same database)",
+                med_empty,
+                samples=full,
+                baseline_samples=empty,
+                goal=f"<= {TICK_GOAL_S} s",
+                goal_met=med_full <= TICK_GOAL_S,
+                run_requests=TICK_TASKS,
+                partition_keys=TICK_TASKS,
+                **common,
             )
             _common.record(
-                results, "orchestration.sensor_tick_1000_ready.vs_budget", med_full, "s",
-                "Dagster's sensor evaluation budget (60 s)", 60.0, **common,
+                results,
+                "orchestration.sensor_tick_1000_ready.vs_budget",
+                med_full,
+                "s",
+                "Dagster's sensor evaluation budget (60 s)",
+                60.0,
+                **common,
             )
             _common.record(
-                results, "orchestration.partition_add_1000", statistics.median(adds), "s",
-                "sensor tick with 1000 ready tasks", med_full, samples=adds,
+                results,
+                "orchestration.partition_add_1000",
+                statistics.median(adds),
+                "s",
+                "sensor tick with 1000 ready tasks",
+                med_full,
+                samples=adds,
                 note="instance.add_dynamic_partitions of the tick's 1000 keys (done by the daemon after the tick)",
                 **common,
             )
@@ -222,7 +254,9 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
                 return
             # 1b. the next ticks while those runs wait in the queue (max_concurrent_runs=40):
             # heartbeat older than the grace period -> one Dagster run lookup per task
-            log("   reconcile tick: 1000 STARTED tasks whose runs are QUEUED, heartbeat older than grace")
+            log(
+                "   reconcile tick: 1000 STARTED tasks whose runs are QUEUED, heartbeat older than grace"
+            )
             with psycopg.connect(task_url, autocommit=True) as conn:
                 conn.execute("UPDATE tasks SET state = 'FINISHED' WHERE state = 'STARTED'")
                 seed_ready(task_url, TICK_TASKS, "q")
@@ -232,32 +266,49 @@ def bench_sensor(server: _common.BenchServer, cfg: dict, results: list, info: di
             for r in data.run_requests:
                 instance.add_run(
                     dg.DagsterRun(
-                        job_name="task_runner", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED,  # waiting, like QUEUED (needs no origin)
+                        job_name="task_runner",
+                        run_id=str(uuid.uuid4()),
+                        status=dg.DagsterRunStatus.NOT_STARTED,  # waiting, like QUEUED (needs no origin)
                         tags={**r.tags, "dagster/partition": r.partition_key},
                     )
                 )
             t_runs = time.perf_counter() - start
             log(f"   (added {TICK_TASKS} waiting runs in {t_runs:.1f}s)")
             _common.record(
-                results, "orchestration.add_runs_1000", t_runs, "s", "sensor tick with 1000 ready tasks", med_full,
+                results,
+                "orchestration.add_runs_1000",
+                t_runs,
+                "s",
+                "sensor tick with 1000 ready tasks",
+                med_full,
                 note="instance.add_run x 1000 (NOT_STARTED runs with the tick's tags) on PostgreSQL storage: "
                 "a lower bound of what the daemon spends creating the runs of one 1000-task tick",
                 **common,
             )
             with psycopg.connect(task_url, autocommit=True) as conn:
-                conn.execute("UPDATE tasks SET heartbeat_at = now() - interval '90 seconds' WHERE state = 'STARTED'")
+                conn.execute(
+                    "UPDATE tasks SET heartbeat_at = now() - interval '90 seconds' WHERE state = 'STARTED'"
+                )
             recon = []
             for _ in range(max(2, cfg["repeats"] // 2)):
                 t, data = tick()
                 if data.run_requests:
-                    raise AssertionError(f"reconcile tick re-launched {len(data.run_requests)} queued tasks")
+                    raise AssertionError(
+                        f"reconcile tick re-launched {len(data.run_requests)} queued tasks"
+                    )
                 recon.append(t)
             med = statistics.median(recon)
             log(f"   reconcile tick: {med:.2f}s (empty {med_empty * 1000:.0f} ms)")
             _common.record(
-                results, "orchestration.sensor_tick_1000_queued_stale", med, "s",
-                "empty tick (same instance, same database)", med_empty, samples=recon,
-                goal=f"<= {TICK_GOAL_S} s", goal_met=med <= TICK_GOAL_S,
+                results,
+                "orchestration.sensor_tick_1000_queued_stale",
+                med,
+                "s",
+                "empty tick (same instance, same database)",
+                med_empty,
+                samples=recon,
+                goal=f"<= {TICK_GOAL_S} s",
+                goal_met=med <= TICK_GOAL_S,
                 note="1000 STARTED tasks, runs QUEUED in Dagster, heartbeat 90 s old (> grace 60 s): "
                 "reconcile looks up each task's run in Dagster's run storage every tick",
                 **common,
@@ -276,7 +327,9 @@ def free_port() -> int:
 def import_rss(modules: str = "dagster") -> float:
     """RSS (MB) of a fresh interpreter after importing ``modules``."""
     code = f"import {modules}, psutil; print(psutil.Process().memory_info().rss)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 2**20
 
 
@@ -354,7 +407,12 @@ class Sampler(threading.Thread):
                     cpu = sum(p.cpu_times()[:2])
                     if p.pid not in self.procs:
                         cmd = p.cmdline()
-                        self.procs[p.pid] = {"kind": classify(cmd), "cmd": " ".join(cmd)[:160], "peak": 0, "last": 0}
+                        self.procs[p.pid] = {
+                            "kind": classify(cmd),
+                            "cmd": " ".join(cmd)[:160],
+                            "peak": 0,
+                            "last": 0,
+                        }
                         with self.lock:
                             self.seen_pids[p.pid] = p.create_time()
                     rec = self.procs[p.pid]
@@ -407,7 +465,9 @@ def wait_for(what: str, fn, timeout: float, period: float = 1.0):
 def sensor_ticks(dg_url: str) -> int:
     try:
         with psycopg.connect(dg_url, connect_timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM job_ticks WHERE tick_body LIKE '%%task_manager%%'").fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM job_ticks WHERE tick_body LIKE '%%task_manager%%'"
+            ).fetchone()[0]
     except psycopg.Error:
         return 0
 
@@ -426,12 +486,16 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
     from otf_dagster.simulator.server import Simulator
 
     interval = cfg["sensor_interval"]
-    log(f"2+3. end to end: dagster dev, {cfg['games']} games at speed {cfg['speed']:g}, sensor every {interval}s")
+    log(
+        f"2+3. end to end: dagster dev, {cfg['games']} games at speed {cfg['speed']:g}, sensor every {interval}s"
+    )
     bare_rss = import_rss("dagster")
     pandas_rss = import_rss("pandas")
     code_rss = import_rss("otf_dagster.definitions")
-    log(f"   fresh interpreter RSS: import dagster {bare_rss:.0f} MB, import pandas {pandas_rss:.0f} MB, "
-        f"import otf_dagster.definitions (the code location) {code_rss:.0f} MB")
+    log(
+        f"   fresh interpreter RSS: import dagster {bare_rss:.0f} MB, import pandas {pandas_rss:.0f} MB, "
+        f"import otf_dagster.definitions (the code location) {code_rss:.0f} MB"
+    )
     home = Path(tempfile.mkdtemp(prefix="otf-bench-dagster-home-"))
     proc: subprocess.Popen | None = None
     sampler: Sampler | None = None
@@ -456,45 +520,85 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
             logfile = open(home / "dagster-dev.log", "wb")  # noqa: SIM115
             t_launch = time.monotonic()
             proc = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
-                 "-h", "127.0.0.1", "-p", str(web_port)],
-                cwd=config.PROJECT_ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+                [
+                    str(Path(sys.executable).with_name("dagster")),
+                    "dev",
+                    "-w",
+                    "workspace.yaml",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(web_port),
+                ],
+                cwd=config.PROJECT_ROOT,
+                env=env,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             sampler = Sampler(psutil.Process(proc.pid), server.admin_url)
             sampler.start()
-            wait_for("the first task_manager sensor tick", lambda: proc.poll() is not None or sensor_ticks(dg_url) >= 1,
-                     timeout=180)
+            wait_for(
+                "the first task_manager sensor tick",
+                lambda: proc.poll() is not None or sensor_ticks(dg_url) >= 1,
+                timeout=180,
+            )
             if proc.poll() is not None:
-                raise RuntimeError(f"dagster dev exited with {proc.returncode}; see {home / 'dagster-dev.log'}")
+                raise RuntimeError(
+                    f"dagster dev exited with {proc.returncode}; see {home / 'dagster-dev.log'}"
+                )
             startup = time.monotonic() - t_launch
             log(f"   dagster dev up, sensor ticking after {startup:.0f}s")
-            services_idle = {pid: rec["last"] for pid, rec in sampler.procs.items() if rec["kind"] != "run worker"}
+            services_idle = {
+                pid: rec["last"]
+                for pid, rec in sampler.procs.items()
+                if rec["kind"] != "run worker"
+            }
 
-            sim = Simulator(speed=cfg["speed"], games=cfg["games"], first_start=cfg["first_start"],
-                            spacing=cfg["spacing"], port=sim_port)
+            sim = Simulator(
+                speed=cfg["speed"],
+                games=cfg["games"],
+                first_start=cfg["first_start"],
+                spacing=cfg["spacing"],
+                port=sim_port,
+            )
             sim.start()
             with TaskStore(task_url) as store:
                 for game in sim.games:
                     store.schedule_task(TASK_TYPE, game.nba_id, game.start_time)
             game_len = 3420.0 / cfg["speed"]  # the recorded game: 3,420 game seconds
             last_start = max(g.start for g in sim.games) - time.time()
-            log(f"   {len(sim.games)} tasks scheduled; tip-offs in {cfg['first_start']:.0f}..{last_start:.0f}s, "
-                f"a game lasts ~{game_len:.0f}s")
+            log(
+                f"   {len(sim.games)} tasks scheduled; tip-offs in {cfg['first_start']:.0f}..{last_start:.0f}s, "
+                f"a game lasts ~{game_len:.0f}s"
+            )
 
             def rows():
                 with psycopg.connect(task_url) as conn:
                     conn.row_factory = psycopg.rows.dict_row
                     return conn.execute(TASK_TIMES, (TASK_TYPE,)).fetchall()
 
-            wait_for("every task's first event", lambda: all(r["first_event_at"] for r in rows()),
-                     timeout=last_start + 120, period=1.0)
+            wait_for(
+                "every task's first event",
+                lambda: all(r["first_event_at"] for r in rows()),
+                timeout=last_start + 120,
+                period=1.0,
+            )
             log("   every task has its first event; waiting for the games to end")
             with contextlib.suppress(TimeoutError):
-                wait_for("every task to end", lambda: all(r["state"] in ("FINISHED", "FAILED") for r in rows()),
-                         timeout=last_start + game_len + 90, period=2.0)
+                wait_for(
+                    "every task to end",
+                    lambda: all(r["state"] in ("FINISHED", "FAILED") for r in rows()),
+                    timeout=last_start + game_len + 90,
+                    period=2.0,
+                )
             with contextlib.suppress(TimeoutError):  # the runs' last step: materialization, exit
-                wait_for("the run workers to exit", lambda: sampler.live_workers() == 0, timeout=30, period=0.5)
+                wait_for(
+                    "the run workers to exit",
+                    lambda: sampler.live_workers() == 0,
+                    timeout=30,
+                    period=0.5,
+                )
             final = rows()
             sampler.stop_event.set()
             sampler.join(timeout=10)
@@ -509,44 +613,92 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
 
     # --- figures
     common = {"machine": info, "mode": cfg["mode"]}
-    first = [(r["first_event_at"] - r["scheduled_at"]).total_seconds() for r in final if r["first_event_at"]]
-    claim = [(r["claimed_at"] - r["scheduled_at"]).total_seconds() for r in final if r["claimed_at"]]
+    first = [
+        (r["first_event_at"] - r["scheduled_at"]).total_seconds()
+        for r in final
+        if r["first_event_at"]
+    ]
+    claim = [
+        (r["claimed_at"] - r["scheduled_at"]).total_seconds() for r in final if r["claimed_at"]
+    ]
     states = {r["task_id"]: r["state"] for r in final}
     log(f"   tasks: {states}")
     log(f"   first event latency (s): {[round(x, 1) for x in first]}")
     log(f"   claim latency (s):       {[round(x, 1) for x in claim]}")
     goal = interval + 10
     _common.record(
-        results, "orchestration.first_event_latency_p50", statistics.median(first), "s",
-        "sensor interval", float(interval), samples=first, goal=f"<= {goal} s (interval + 10 s)",
-        goal_met=statistics.median(first) <= goal, tasks=len(final), **common,
-    )
-    _common.record(
-        results, "orchestration.first_event_latency_max", max(first), "s",
-        "sensor interval", float(interval), goal=f"<= {goal} s (interval + 10 s)", goal_met=max(first) <= goal,
+        results,
+        "orchestration.first_event_latency_p50",
+        statistics.median(first),
+        "s",
+        "sensor interval",
+        float(interval),
+        samples=first,
+        goal=f"<= {goal} s (interval + 10 s)",
+        goal_met=statistics.median(first) <= goal,
+        tasks=len(final),
         **common,
     )
     _common.record(
-        results, "orchestration.claim_latency_p50", statistics.median(claim), "s",
-        "sensor interval", float(interval), samples=claim, **common,
+        results,
+        "orchestration.first_event_latency_max",
+        max(first),
+        "s",
+        "sensor interval",
+        float(interval),
+        goal=f"<= {goal} s (interval + 10 s)",
+        goal_met=max(first) <= goal,
+        **common,
     )
     _common.record(
-        results, "orchestration.claim_latency_max", max(claim), "s", "sensor interval", float(interval), **common,
+        results,
+        "orchestration.claim_latency_p50",
+        statistics.median(claim),
+        "s",
+        "sensor interval",
+        float(interval),
+        samples=claim,
+        **common,
+    )
+    _common.record(
+        results,
+        "orchestration.claim_latency_max",
+        max(claim),
+        "s",
+        "sensor interval",
+        float(interval),
+        **common,
     )
     workers = [rec for rec in sampler.procs.values() if rec["kind"] == "run worker"]
     tailers = [rec for rec in sampler.procs.values() if rec["kind"] == "run log tailer"]
-    services = {pid: rec for pid, rec in sampler.procs.items() if rec["kind"] not in ("run worker", "run log tailer")}
+    services = {
+        pid: rec
+        for pid, rec in sampler.procs.items()
+        if rec["kind"] not in ("run worker", "run log tailer")
+    }
     log(f"   processes seen: {len(sampler.procs)}; run workers: {len(workers)}")
     for pid, rec in sorted(sampler.procs.items()):
-        log(f"     {pid:>7} {rec['kind']:<12} peak {rec['peak'] / 2**20:6.0f} MB  {rec['cmd'][:90]}")
+        log(
+            f"     {pid:>7} {rec['kind']:<12} peak {rec['peak'] / 2**20:6.0f} MB  {rec['cmd'][:90]}"
+        )
     if workers:
         peaks = [w["peak"] / 2**20 for w in workers]
         _common.record(
-            results, "orchestration.runner_peak_rss", max(peaks), "MB",
-            "bare `python -c 'import dagster'` process", bare_rss, samples=peaks,
-            goal=f"<= {RUNNER_RSS_GOAL_MB:.0f} MB", goal_met=max(peaks) <= RUNNER_RSS_GOAL_MB,
-            workers=len(workers), code_location_import_rss_mb=round(code_rss, 1), pandas_import_rss_mb=round(pandas_rss, 1),
-            log_tailer_rss_mb_per_run=round(sum(t["peak"] for t in tailers) / 2**20 / len(workers), 1),
+            results,
+            "orchestration.runner_peak_rss",
+            max(peaks),
+            "MB",
+            "bare `python -c 'import dagster'` process",
+            bare_rss,
+            samples=peaks,
+            goal=f"<= {RUNNER_RSS_GOAL_MB:.0f} MB",
+            goal_met=max(peaks) <= RUNNER_RSS_GOAL_MB,
+            workers=len(workers),
+            code_location_import_rss_mb=round(code_rss, 1),
+            pandas_import_rss_mb=round(pandas_rss, 1),
+            log_tailer_rss_mb_per_run=round(
+                sum(t["peak"] for t in tailers) / 2**20 / len(workers), 1
+            ),
             note="max over every run worker process (spawned by the code server for DefaultRunLauncher), "
             "sampled every 0.5 s; each run also has 2 `tail -F` + 2 watcher processes for its compute logs",
             **common,
@@ -554,15 +706,25 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
         lives = [max(w["alive_at"] - w["born"], 1e-3) for w in workers]
         cpu_s = [w.get("cpu", 0.0) for w in workers]
         _common.record(
-            results, "orchestration.runner_cpu_seconds", statistics.median(cpu_s), "s",
-            "run worker lifetime (s)", statistics.median(lives), samples=[round(c, 2) for c in cpu_s],
+            results,
+            "orchestration.runner_cpu_seconds",
+            statistics.median(cpu_s),
+            "s",
+            "run worker lifetime (s)",
+            statistics.median(lives),
+            samples=[round(c, 2) for c in cpu_s],
             lifetimes=[round(x, 1) for x in lives],
             note="CPU seconds (user+system) of one Dagster run worker over its life; ratio = cores it used on average",
             **common,
         )
         _common.record(
-            results, "orchestration.runner_peak_rss.vs_code_location_import", max(peaks), "MB",
-            "fresh `python -c 'import otf_dagster.definitions'` (the code location)", code_rss, **common,
+            results,
+            "orchestration.runner_peak_rss.vs_code_location_import",
+            max(peaks),
+            "MB",
+            "fresh `python -c 'import otf_dagster.definitions'` (the code location)",
+            code_rss,
+            **common,
         )
     else:
         log("   WARNING: no run worker process was seen")
@@ -572,16 +734,29 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
     total = sum(by_kind.values())
     idle_total = sum(services_idle.values()) / 2**20
     _common.record(
-        results, "orchestration.services_rss", total, "MB", "bare `python -c 'import dagster'` process", bare_rss,
-        per_kind_mb={k: round(v, 1) for k, v in by_kind.items()}, idle_total_mb=round(idle_total, 1),
-        processes=len(services), note="sum of each service process's peak RSS (dagster dev, webserver, daemon, code servers)",
+        results,
+        "orchestration.services_rss",
+        total,
+        "MB",
+        "bare `python -c 'import dagster'` process",
+        bare_rss,
+        per_kind_mb={k: round(v, 1) for k, v in by_kind.items()},
+        idle_total_mb=round(idle_total, 1),
+        processes=len(services),
+        note="sum of each service process's peak RSS (dagster dev, webserver, daemon, code servers)",
         **common,
     )
     _common.record(
-        results, "orchestration.db_connections_peak", float(sampler.conn_total), "connections",
-        "PostgreSQL max_connections", float(server_max_connections(server)),
-        per_database=dict(sampler.conns), runs=len(workers),
-        note="peak pg_stat_activity rows during the end-to-end run (sampled every 0.5 s; Dagster's psycopg2 connections are short-lived, so this is a lower bound)", **common,
+        results,
+        "orchestration.db_connections_peak",
+        float(sampler.conn_total),
+        "connections",
+        "PostgreSQL max_connections",
+        float(server_max_connections(server)),
+        per_database=dict(sampler.conns),
+        runs=len(workers),
+        note="peak pg_stat_activity rows during the end-to-end run (sampled every 0.5 s; Dagster's psycopg2 connections are short-lived, so this is a lower bound)",
+        **common,
     )
 
 
@@ -599,8 +774,8 @@ class _Stop(BaseException):
 
 def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, stop, out) -> None:
     """One TaskRunner in its own process; on ``stop`` it reports its fetch times and exits."""
+    from otf_dagster.core.runner import SystemClock, TaskRunner
     from otf_dagster.feeds import make_provider
-    from otf_dagster.runner import SystemClock, TaskRunner
 
     class StopClock(SystemClock):
         def sleep(self, seconds: float) -> None:
@@ -622,7 +797,9 @@ def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, 
     error = None
     try:
         with TaskStore(url, application_name=f"bench-runner-{idx}") as store:
-            runner = TaskRunner(store, lambda name: rec, task_id, attempt, f"bench-run-{idx}", clock=StopClock())
+            runner = TaskRunner(
+                store, lambda name: rec, task_id, attempt, f"bench-run-{idx}", clock=StopClock()
+            )
             try:
                 outcome = runner.run()
                 error = f"runner ended early: {outcome.state} {outcome.reason}"
@@ -633,15 +810,34 @@ def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, 
     me = psutil.Process()
     mem = me.memory_full_info()
     cpu = me.cpu_times()
-    out.put({"idx": idx, "fetches": fetches, "rss": mem.rss, "uss": mem.uss, "pss": getattr(mem, "pss", None),
-             "cpu": cpu.user + cpu.system, "error": error})
+    out.put(
+        {
+            "idx": idx,
+            "fetches": fetches,
+            "rss": mem.rss,
+            "uss": mem.uss,
+            "pss": getattr(mem, "pss", None),
+            "cpu": cpu.user + cpu.system,
+            "error": error,
+        }
+    )
 
 
-def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: int, poll: float, window: float,
-             skip: int = 2) -> dict:
+def run_step(
+    ctx,
+    server: _common.BenchServer,
+    base_url: str,
+    games: list,
+    n: int,
+    poll: float,
+    window: float,
+    skip: int = 2,
+) -> dict:
     with server.fresh_database() as url:
         with TaskStore(url) as store:
-            store.apply_task_types(default_types(poll_interval_seconds=poll, stale_after_seconds=600))
+            store.apply_task_types(
+                default_types(poll_interval_seconds=poll, stale_after_seconds=600)
+            )
             now = datetime.now(UTC) - timedelta(seconds=1)
             store.schedule_tasks(TASK_TYPE, [(g.nba_id, now, {}) for g in games[:n]])
             claimed = store.claim_ready(n, source="bench")
@@ -649,8 +845,11 @@ def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: in
         stop = ctx.Event()
         out = ctx.Queue()
         procs = [
-            ctx.Process(target=runner_child, args=(i, url, base_url, c.task.task_id, c.task.attempt, stop, out),
-                        daemon=True)
+            ctx.Process(
+                target=runner_child,
+                args=(i, url, base_url, c.task.task_id, c.task.attempt, stop, out),
+                daemon=True,
+            )
             for i, c in enumerate(claimed)
         ]
         me = psutil.Process()
@@ -700,8 +899,12 @@ def run_step(ctx, server: _common.BenchServer, base_url: str, games: list, n: in
         "simulator_cpu_cores": parent_cpu / wall,
         "system_cpu_percent": sys_cpu,
         "load1": load1,
-        "rss_mb_mean": statistics.mean(r["rss"] for r in reports) / 2**20 if reports else float("nan"),
-        "uss_mb_mean": statistics.mean(r["uss"] for r in reports) / 2**20 if reports else float("nan"),
+        "rss_mb_mean": statistics.mean(r["rss"] for r in reports) / 2**20
+        if reports
+        else float("nan"),
+        "uss_mb_mean": statistics.mean(r["uss"] for r in reports) / 2**20
+        if reports
+        else float("nan"),
     }
 
 
@@ -710,9 +913,13 @@ def bench_concurrency(server: _common.BenchServer, cfg: dict, results: list, inf
 
     poll, window, ramp = cfg["poll"], cfg["window"], cfg["ramp"]
     limit = LATENESS_SHARE * poll
-    log(f"4. concurrency: N plain TaskRunner processes, poll every {poll:g}s, {window:g}s window, N in {ramp}")
+    log(
+        f"4. concurrency: N plain TaskRunner processes, poll every {poll:g}s, {window:g}s window, N in {ramp}"
+    )
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["otf_dagster.runner", "otf_dagster.feeds", "otf_dagster.store", "psutil"])
+    ctx.set_forkserver_preload(
+        ["otf_dagster.core.runner", "otf_dagster.feeds", "otf_dagster.core.store", "psutil"]
+    )
     # speed 5: a game lasts ~11 min, longer than the whole ramp; all games start at once
     sim = Simulator(speed=5.0, games=max(ramp), first_start=0.0, spacing=0.0)
     base_url = sim.start()
@@ -722,30 +929,54 @@ def bench_concurrency(server: _common.BenchServer, cfg: dict, results: list, inf
         for n in ramp:
             step = run_step(ctx, server, base_url, sim.games, n, poll, window, skip=cfg["skip"])
             steps.append(step)
-            log(f"   N={n:>3}: lateness p50 {step['lateness_p50'] * 1000:6.1f} ms, p99 {step['lateness_p99'] * 1000:7.1f} ms, "
+            log(
+                f"   N={n:>3}: lateness p50 {step['lateness_p50'] * 1000:6.1f} ms, p99 {step['lateness_p99'] * 1000:7.1f} ms, "
                 f"max {step['lateness_max'] * 1000:7.1f} ms over {step['intervals']} intervals; runners "
                 f"{step['runner_cpu_cores']:.2f} cores, simulator {step['simulator_cpu_cores']:.2f} cores, "
                 f"system {step['system_cpu_percent']:.0f}%, load {step['load1']:.1f}; RSS {step['rss_mb_mean']:.0f} MB "
-                f"(USS {step['uss_mb_mean']:.0f} MB)/runner" + (f"; errors: {step['errors'][:3]}" if step["errors"] else ""))
+                f"(USS {step['uss_mb_mean']:.0f} MB)/runner"
+                + (f"; errors: {step['errors'][:3]}" if step["errors"] else "")
+            )
     finally:
         sim.stop()
-    ok = [s for s in steps if s["lateness_p99"] <= limit and not s["errors"] and s["reports"] == s["n"]]
+    ok = [
+        s
+        for s in steps
+        if s["lateness_p99"] <= limit and not s["errors"] and s["reports"] == s["n"]
+    ]
     best = max((s["n"] for s in ok), default=0)
     first_late = next((s for s in steps if s not in ok), None)
     common = {"machine": info, "mode": cfg["mode"]}
     _common.record(
-        results, "orchestration.concurrent_runners_on_time", float(best), "runners",
+        results,
+        "orchestration.concurrent_runners_on_time",
+        float(best),
+        "runners",
         f"smallest N tried (p99 lateness <= {limit * 1000:.0f} ms = {LATENESS_SHARE:.0%} of the {poll:g}s interval)",
-        float(ramp[0]), ramp=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k != "errors"} | {"errors": len(s["errors"])} for s in steps],
-        first_late_n=first_late["n"] if first_late else None, ramp_capped=first_late is None,
+        float(ramp[0]),
+        ramp=[
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k != "errors"}
+            | {"errors": len(s["errors"])}
+            for s in steps
+        ],
+        first_late_n=first_late["n"] if first_late else None,
+        ramp_capped=first_late is None,
         note="plain TaskRunner (otf_dagster/runner.py) per process, real clock, simulator in the parent process",
         **common,
     )
     for s in steps:
         _common.record(
-            results, f"orchestration.poll_lateness_p99.n{s['n']}", s["lateness_p99"], "s",
-            "poll interval", poll, lateness_p50=s["lateness_p50"], runner_cpu_cores=s["runner_cpu_cores"],
-            rss_mb_mean=s["rss_mb_mean"], uss_mb_mean=s["uss_mb_mean"], **common,
+            results,
+            f"orchestration.poll_lateness_p99.n{s['n']}",
+            s["lateness_p99"],
+            "s",
+            "poll interval",
+            poll,
+            lateness_p50=s["lateness_p50"],
+            runner_cpu_cores=s["runner_cpu_cores"],
+            rss_mb_mean=s["rss_mb_mean"],
+            uss_mb_mean=s["uss_mb_mean"],
+            **common,
         )
 
 
@@ -753,9 +984,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke sizes (~2 minutes)")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--no-write", action="store_true", help="do not merge into bench/results.json")
-    parser.add_argument("--only", choices=["sensor", "e2e", "concurrency"], action="append",
-                        help="run only these parts (repeatable)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not merge into bench/results.json"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["sensor", "e2e", "concurrency"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg["mode"] = "quick" if args.quick else "full"
@@ -769,9 +1006,18 @@ def main(argv: list[str] | None = None) -> int:
         info = server.machine()
         info["max_connections"] = server_max_connections(server)
         info["load_at_start"] = [round(x, 2) for x in os.getloadavg()]
-        print("machine:", _common.machine_line(info), f"max_connections={info['max_connections']}",
-              f"load {info['load_at_start']}", flush=True)
-        for name, fn in (("sensor", bench_sensor), ("e2e", bench_end_to_end), ("concurrency", bench_concurrency)):
+        print(
+            "machine:",
+            _common.machine_line(info),
+            f"max_connections={info['max_connections']}",
+            f"load {info['load_at_start']}",
+            flush=True,
+        )
+        for name, fn in (
+            ("sensor", bench_sensor),
+            ("e2e", bench_end_to_end),
+            ("concurrency", bench_concurrency),
+        ):
             if name not in parts:
                 continue
             try:

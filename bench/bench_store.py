@@ -35,9 +35,9 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from otf_dagster import task_types  # noqa: E402
-from otf_dagster.models import EventRecord  # noqa: E402
-from otf_dagster.store import Q, TaskStore  # noqa: E402
+from otf_dagster.core import task_types  # noqa: E402
+from otf_dagster.core.models import EventRecord  # noqa: E402
+from otf_dagster.core.store import TaskStore, query  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 CLAIM_BATCH = 500
@@ -177,7 +177,7 @@ def claim_naive(url: str, n: int, now: datetime) -> float:
 
 def _server_claim_sql() -> str:
     """The store's claim statement with $1..$3 for PL/pgSQL's EXECUTE ... USING."""
-    text = Q["claim_ready"]
+    text = query("claim_ready")
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return text.replace("%(now)s", "$1").replace("%(limit)s", "$2").replace("%(source)s", "$3")
 
@@ -230,7 +230,7 @@ $bench$
 
 def claim_psycopg_only(url: str, n: int, now: datetime) -> float:
     """The same statement from Python, rows fetched as tuples, no Task objects; tasks/s."""
-    text = Q["claim_ready"]
+    text = query("claim_ready")
     params = {"now": now, "limit": CLAIM_BATCH, "source": "bench"}
     with psycopg.connect(url, autocommit=True, application_name="bench-claim-psycopg") as conn:
         claimed = 0

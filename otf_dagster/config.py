@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from otf_dagster.exceptions import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SQL_DIR = PROJECT_ROOT / "sql"
 
 TASK_DB_ENV = "OTF_DATABASE_URL"
 DAGSTER_DB_ENV = "DAGSTER_PG_URL"

@@ -11,19 +11,19 @@ import os
 
 import dagster as dg
 
-from otf_dagster.assets import build_game_schedule, game_boxscore
-from otf_dagster.exceptions import ConfigError
-from otf_dagster.jobs import build_game_schedule_job, task_runner_job
-from otf_dagster.partitions import DEFAULT_TIMEZONE, game_day_partitions
-from otf_dagster.resources import FeedResource, TaskStoreResource
-from otf_dagster.schedules import DEFAULT_CRON, build_daily_schedule
-from otf_dagster.sensors import (
+from otf_dagster.defs.assets import build_game_schedule, game_boxscore
+from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
+from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_day_partitions
+from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.defs.schedules import DEFAULT_CRON, build_daily_schedule
+from otf_dagster.defs.sensors import (
     DEFAULT_CLAIM_LIMIT,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_INTERVAL_SECONDS,
     build_task_manager,
     runner_failure_sensor,
 )
+from otf_dagster.exceptions import ConfigError
 
 
 def _int(name: str, default: int) -> int:

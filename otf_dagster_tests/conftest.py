@@ -4,8 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from otf_dagster import task_types
-from otf_dagster.store import TaskStore
+from otf_dagster.core import task_types
+from otf_dagster.core.models import ClaimedTask, TaskType
+from otf_dagster.core.store import TaskStore
+from otf_dagster.simulator import Simulator
+from otf_dagster_tests.helpers import MEDIA, PLAIN, FakeClock, start_task
 from otf_dagster_tests.pg import TestServer, start_test_server
 
 
@@ -36,3 +39,34 @@ def default_types(store: TaskStore) -> list:
     types = task_types.load_file(task_types.DEFAULTS_FILE)
     store.apply_task_types(types)
     return types
+
+
+@pytest.fixture
+def media_types(store: TaskStore) -> None:
+    """A type that needs photo and caption services besides the runner, and a plain one."""
+    for name, required in ((MEDIA, ("runner", "photo", "caption")), (PLAIN, ("runner",))):
+        store.apply_task_type(
+            TaskType(
+                name=name,
+                handler="nba_cdn.boxscore",
+                url_template="/boxscore/{key}.json",
+                poll_interval_seconds=10,
+                required_services=required,
+            )
+        )
+
+
+@pytest.fixture
+def media_task(store: TaskStore, media_types) -> ClaimedTask:
+    return start_task(store)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sim(clock: FakeClock):
+    with Simulator(speed=60, games=3, first_start=30, spacing=60, clock=clock) as simulator:
+        yield simulator

@@ -8,7 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from otf_dagster import config, embedded, migrations
+from otf_dagster import config
+from otf_dagster.core.store import migrations
+from otf_dagster.local import embedded
 
 TEMPLATE = "otf_test_template"
 _counter = itertools.count(1)

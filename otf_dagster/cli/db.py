@@ -6,9 +6,11 @@ import shlex
 
 import click
 
-from otf_dagster import config, embedded, migrations, task_types
+from otf_dagster import config
 from otf_dagster.cli._output import emit_object, emit_rows
-from otf_dagster.store import TaskStore
+from otf_dagster.core import task_types
+from otf_dagster.core.store import TaskStore, migrations
+from otf_dagster.local import embedded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

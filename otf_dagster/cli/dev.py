@@ -23,9 +23,11 @@ from zoneinfo import ZoneInfo
 import click
 import psutil
 
-from otf_dagster import config, embedded, migrations, task_types
-from otf_dagster.partitions import DEFAULT_TIMEZONE
-from otf_dagster.store import TaskStore
+from otf_dagster import config
+from otf_dagster.core import task_types
+from otf_dagster.core.store import TaskStore, migrations
+from otf_dagster.defs.partitions import DEFAULT_TIMEZONE
+from otf_dagster.local import embedded
 
 
 def _bin(name: str) -> str:

@@ -7,11 +7,11 @@ from datetime import datetime
 
 import click
 
-from otf_dagster import embedded
 from otf_dagster.cli._output import emit_rows, parse_time, to_json
-from otf_dagster.consumer import Consumer
+from otf_dagster.core.consumer import Consumer
+from otf_dagster.core.services import list_subscriptions, report, subscribe, unsubscribe
 from otf_dagster.exceptions import InvalidReport, StoreError
-from otf_dagster.services import list_subscriptions, report, subscribe, unsubscribe
+from otf_dagster.local import embedded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

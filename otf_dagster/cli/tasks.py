@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from otf_dagster import embedded
 from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
-from otf_dagster.models import TaskState
-from otf_dagster.store import TaskStore
-from otf_dagster.timeline import timeline
+from otf_dagster.core.models import TaskState
+from otf_dagster.core.store import TaskStore
+from otf_dagster.core.timeline import timeline
+from otf_dagster.local import embedded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

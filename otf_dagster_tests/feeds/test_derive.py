@@ -15,8 +15,7 @@ from otf_dagster.feeds.nba_cdn import parse_nba_boxscore
 from otf_dagster.simulator import render
 from otf_dagster.simulator.replay import CORRECTION_AFTER, recorded_replay
 from otf_dagster.simulator.slate import make_slate
-
-from .conftest import T0
+from otf_dagster_tests.helpers import T0
 
 GAME = make_slate(1, T0, 0, 0)[0]
 END = recorded_replay().final_time + CORRECTION_AFTER + 60

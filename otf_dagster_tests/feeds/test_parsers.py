@@ -19,8 +19,7 @@ from otf_dagster.feeds.nba_cdn import (
     scoreboard_date,
 )
 from otf_dagster.feeds.normalize import duration_seconds, nba_tricode
-
-from .conftest import load
+from otf_dagster_tests.helpers import load
 
 NBA_FINAL = "nba_cdn/boxscore/boxscore_0042200123_PHI-at-BKN_status3_final.json"
 NBA_PREGAME = "nba_cdn/boxscore/boxscore_0022300682_DEN-at-OKC_status1_pregame.json"

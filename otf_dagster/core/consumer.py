@@ -1,0 +1,328 @@
+"""Event delivery: read task events in commit order, durably, at least once.
+
+Why ``seq > cursor`` never skips an event: every insert into ``task_events`` takes one
+transaction-scoped advisory lock before its rows draw ``seq`` (store.polls.copy_events does, and the
+BEFORE INSERT trigger of sql/0004 makes every other writer do it too), and the lock is released
+only after the transaction is visible. So a transaction that draws a larger seq starts drawing
+after every smaller seq's transaction has ended: any snapshot that sees seq ``s`` sees every
+smaller seq that will ever commit, and a cursor moved to ``s`` has passed nothing still to come.
+
+A durable consumer (``name`` given) reads the events of its live subscriptions (table
+``subscriptions``, owner = name) after its cursor (``consumer_cursors``) and moves the cursor
+only after the caller has processed the events (``ack``): a crash replays at most the events
+after the last ack, identified by ``seq``. A consumer without a name reads from the start or from
+``since`` and keeps its position in memory. Waiting followers are woken by NOTIFY on
+``otf_events`` (sent at commit by a trigger), with a periodic re-check as a safety net.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import weakref
+from collections.abc import Generator, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from otf_dagster.core.store import query
+from otf_dagster.core.store.db import connect, translated_errors
+from otf_dagster.exceptions import DatabaseUnavailable, StoreError
+
+CHANNEL = "otf_events"
+# Session advisory lock (class, hashtext(name)) held by a running durable consumer, so two
+# processes cannot advance the same cursor at once. Its own key space: the two-int form.
+CONSUMER_LOCK_CLASS = 0x07F0_0003
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+EVENT_COLUMNS = (
+    "seq",
+    "time",
+    "task_id",
+    "task_runner_id",
+    "task_type",
+    "task_seq",
+    "kind",
+    "payload",
+)
+
+
+class Consumer:
+    """Reads task events in commit (``seq``) order; durable when it has a ``name``.
+
+    Use it as a context manager (it holds up to two connections: one for reads and acks, one
+    that LISTENs while following).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        name: str | None = None,
+        *,
+        task_types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        start: str = "beginning",
+        exclusive: bool = True,
+        application_name: str = "otf-consumer",
+    ) -> None:
+        if name is not None:
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                raise StoreError(
+                    f"bad consumer name {name!r}: "
+                    "use 1 to 100 characters from letters, digits, _ . : -"
+                )
+            if task_types is not None or since is not None:
+                raise StoreError(
+                    f"consumer {name!r} reads its subscriptions from its durable cursor: "
+                    "task types and --since apply to non-durable reads only "
+                    "(see `otf subscriptions add`)"
+                )
+        if start not in ("beginning", "end"):
+            raise StoreError(f"start must be 'beginning' or 'end', not {start!r}")
+        if since is not None and since.tzinfo is None:
+            raise StoreError(f"since {since!r} must be a timezone-aware datetime")
+        self.url = url
+        self.name = name
+        self.task_types = list(task_types) if task_types is not None else None
+        self.since = since
+        self.start = start
+        self.exclusive = exclusive
+        self.application_name = application_name
+        self._conn: psycopg.Connection | None = None
+        self._listen_conn: psycopg.Connection | None = None
+        self._position: int | None = None  # last seq handed out
+        self._acked: int | None = None  # last durable position
+        self._streams: weakref.WeakSet[Generator[dict[str, Any], None, None]] = weakref.WeakSet()
+
+    @property
+    def durable(self) -> bool:
+        return self.name is not None
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._close_connections()  # a new session: re-take the lock, re-read the cursor
+            conn = connect(self.url, application_name=self.application_name)
+            try:
+                with translated_errors(f"open consumer {self.name or '(non-durable)'}"):
+                    if self.durable:
+                        self._open_cursor(conn)
+                    elif self._position is None:  # a reconnect keeps a non-durable position
+                        self._position = 0
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _open_cursor(self, conn: psycopg.Connection) -> None:
+        # An ack lost in a server crash only means a redelivery, which at-least-once allows: the
+        # cursor need not wait for its WAL flush (the events themselves are committed durably).
+        conn.execute("SET synchronous_commit = off")
+        if self.exclusive:
+            got = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got",
+                (CONSUMER_LOCK_CLASS, self.name),
+            ).fetchone()["got"]
+            if not got:
+                raise StoreError(
+                    f"consumer {self.name!r} is already running in another session; stop it first, "
+                    "or give this one another name"
+                )
+        conn.execute(
+            query("consumer_open_cursor"), {"consumer": self.name, "from_end": self.start == "end"}
+        )
+        self._position = self._acked = conn.execute(
+            query("consumer_read_cursor"), {"consumer": self.name}
+        ).fetchone()["position"]
+
+    def close(self) -> None:
+        for stream in list(self._streams):
+            stream.close()  # acknowledges what its caller finished with
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for conn in (self._conn, self._listen_conn):
+            if conn is not None:
+                conn.close()  # ends the session: its advisory lock and LISTEN go with it
+        self._conn = self._listen_conn = None
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, fn):
+        try:
+            with translated_errors(what):
+                return fn(self._connection())
+        except DatabaseUnavailable:
+            self._close_connections()
+            raise
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """The seq of the last event handed out (a new consumer: its durable cursor)."""
+        self._connection()
+        return self._position
+
+    def committed_position(self) -> int | None:
+        """The durable cursor as stored (None for a non-durable consumer)."""
+        if not self.durable:
+            return None
+        return self._call(
+            "read consumer cursor",
+            lambda c: c.execute(query("consumer_read_cursor"), {"consumer": self.name}).fetchone()[
+                "position"
+            ],
+        )
+
+    def fetch(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Up to ``limit`` events after the position, in seq order; moves the position (not the
+        durable cursor: see :meth:`ack`)."""
+        if limit < 1:
+            raise StoreError(f"batch size must be at least 1, not {limit}")
+
+        def work(c: psycopg.Connection) -> list[dict[str, Any]]:
+            if self.durable:
+                params = {"after": self._position, "owner": self.name, "limit": limit}
+                return c.execute(query("consumer_subscribed_events"), params).fetchall()
+            params = {
+                "after": self._position,
+                "types": self.task_types,
+                "since": self.since,
+                "limit": limit,
+            }
+            return c.execute(query("consumer_filtered_events"), params).fetchall()
+
+        rows = self._call("read events", work)
+        horizon = rows[0]["horizon"]
+        events = []
+        for r in rows:
+            del r["horizon"]
+            if r["seq"] is not None:
+                events.append(r)
+        if events:
+            self._position = events[-1]["seq"]
+        if len(events) < limit:  # all there is up to the horizon: nothing below it can come
+            self._position = max(self._position, horizon)
+        return events
+
+    def ack(self, seq: int) -> None:
+        """Every event up to ``seq`` is processed: move the durable cursor there (never back)."""
+        if not self.durable:
+            return
+        if self._acked is not None and seq <= self._acked:
+            return
+        row = self._call(
+            f"move cursor of consumer {self.name!r}",
+            lambda c: c.execute(
+                query("consumer_ack"), {"consumer": self.name, "seq": seq}
+            ).fetchone(),
+        )
+        self._acked = row["position"]
+
+    def iter_events(
+        self,
+        *,
+        follow: bool = False,
+        batch: int = 500,
+        timeout: float | None = None,
+        poll_interval: float = 5.0,
+        auto_ack: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield events in seq order. Without ``follow``, stop once caught up; with it, wait for
+        more (woken by NOTIFY, re-checking every ``poll_interval`` s) and stop after ``timeout``
+        seconds without a new event (None: never).
+
+        With ``auto_ack`` an event counts as processed once the caller asks for the next one; the
+        cursor is committed after each batch and when the iterator ends or is closed (closing the
+        consumer closes it): a ``break`` leaves the event it broke on unacknowledged, so it is
+        delivered again - at least once."""
+        if batch < 1:
+            raise StoreError(f"batch size must be at least 1, not {batch}")
+        stream = self._iter_events(follow, batch, timeout, poll_interval, auto_ack)
+        self._streams.add(stream)
+        return stream
+
+    def _iter_events(
+        self, follow: bool, batch: int, timeout: float | None, poll_interval: float, auto_ack: bool
+    ) -> Iterator[dict[str, Any]]:
+        if follow:
+            self._listen()  # before the first read: a commit after that read wakes us
+        done: int | None = None
+        idle_since = time.monotonic()
+        try:
+            while True:
+                events = self.fetch(batch)
+                for ev in events:
+                    yield ev
+                    done = ev["seq"]
+                if events:
+                    idle_since = time.monotonic()
+                if auto_ack and self.durable and self._position > (self._acked or 0):
+                    self.ack(self._position)  # all handed out are processed; maybe the horizon
+                if len(events) == batch:
+                    continue
+                if not follow:
+                    return
+                wait = poll_interval
+                if timeout is not None:
+                    left = timeout - (time.monotonic() - idle_since)
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                self._wait(wait)
+        except BaseException:
+            # Never reconnect just for this: a closed consumer's lock may belong to another now.
+            if auto_ack and done is not None and self._conn is not None and not self._conn.closed:
+                with contextlib.suppress(StoreError):
+                    self.ack(done)
+            raise
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        if self._listen_conn is None or self._listen_conn.closed or self._listen_conn.broken:
+            self._listen_conn = connect(
+                self.url, application_name=f"{self.application_name}-listen"
+            )
+            with translated_errors("listen for events"):
+                self._listen_conn.execute(f"LISTEN {CHANNEL}")
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep until a NOTIFY arrives or ``seconds`` pass; True if woken by a notification."""
+        try:
+            with translated_errors("wait for events"):
+                woke = any(True for _ in self._listen_conn.notifies(timeout=seconds, stop_after=1))
+                if woke:  # several commits, one read: drop the notifications already queued
+                    for _ in self._listen_conn.notifies(timeout=0):
+                        pass
+                return woke
+        except DatabaseUnavailable:
+            self._close_connections()
+            raise
+
+
+def read_events(
+    url: str,
+    *,
+    task_types: Sequence[str] | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """A one-off, non-durable read: the events so far, in commit order."""
+    out: list[dict[str, Any]] = []
+    with Consumer(url, task_types=task_types, since=since) as consumer:
+        for ev in consumer.iter_events(batch=1000 if limit is None else max(1, min(limit, 1000))):
+            out.append(ev)
+            if limit is not None and len(out) >= limit:
+                break
+    return out

@@ -1,0 +1,174 @@
+"""A runner's writes: one poll's checkpoint, heartbeat, events, follow-ups and end, together.
+
+Functions here run inside the caller's transaction; ``record_poll`` is all-or-nothing for one
+task's poll, fenced by (STARTED, attempt) and idempotent through the checkpoint's ``next_seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from otf_dagster.core.lifecycle import overall_state
+from otf_dagster.core.models import RUNNER_SERVICE, TASK_SERVICE, EventRecord, TaskState
+from otf_dagster.core.store import scheduling, task_types
+from otf_dagster.core.store.history import log_state
+from otf_dagster.core.store.queries import query
+from otf_dagster.core.store.transitions import refusal
+
+EVENTS_LOCK_KEY = 0x07F0_0002
+# time is left to the column default now(): the transaction's time on the database clock, as
+# for the state rows written beside the events.
+_EVENT_COLUMNS = ("task_id", "task_runner_id", "task_type", "task_seq", "kind", "payload")
+
+EventRow = tuple[str, str, str, EventRecord]  # (task_id, task_runner_id, task_type, event)
+FollowUp = tuple[str, str, datetime]  # (task type, external key, scheduled at)
+
+
+def record_poll(
+    c: psycopg.Connection,
+    task_id: str,
+    attempt: int,
+    run_id: str,
+    checkpoint: dict[str, Any],
+    events: Sequence[EventRecord] = (),
+    *,
+    finish: TaskState | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    expected_seq: int | None = None,
+    follow_ups: Sequence[FollowUp] = (),
+) -> TaskState | None:
+    """See :meth:`TaskStore.record_poll`."""
+    row = c.execute(
+        query("save_checkpoint"),
+        {
+            "task_id": task_id,
+            "attempt": attempt,
+            "run_id": run_id,
+            "checkpoint": Jsonb(checkpoint),
+            "expected_seq": expected_seq,
+        },
+    ).fetchone()
+    if row is None:
+        cur = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+        if (
+            expected_seq is not None
+            and cur is not None
+            and cur["attempt"] == attempt
+            and cur["checkpoint"] == checkpoint
+        ):
+            return TaskState(cur["state"]) if finish is not None else None  # already applied
+        raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
+    overall = None
+    if finish is not None:
+        overall = finish_service(
+            c, task_id, row["task_type"], attempt, RUNNER_SERVICE, finish, reason, detail
+        )
+    if events:
+        copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
+    for ftype, fkey, fat in follow_ups:
+        if task_types.lock_live(c, ftype):  # a follow-up of a deleted type is skipped
+            scheduling.schedule_in(
+                c, ftype, [(fkey, fat, {})], parent_task_id=task_id, source=RUNNER_SERVICE
+            )
+    return overall
+
+
+def finish_service(
+    c: psycopg.Connection,
+    task_id: str,
+    task_type: str,
+    attempt: int,
+    service: str,
+    state: TaskState,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+) -> TaskState:
+    """Record a service's state and re-derive the task's overall state (same transaction)."""
+    payload = {**(detail or {}), **({"reason": reason} if reason else {})} or None
+    c.execute(
+        query("upsert_service_state"),
+        {
+            "task_id": task_id,
+            "service": service,
+            "state": state,
+            "attempt": attempt,
+            "detail": Jsonb(payload) if payload else None,
+        },
+    )
+    log_state(
+        c,
+        task_id=task_id,
+        attempt=attempt,
+        service=service,
+        state=state,
+        previous_state=None,
+        source=service,
+        detail=Jsonb(payload) if payload else None,
+    )
+    required = c.execute(
+        "SELECT required_services FROM task_types WHERE name = %s", (task_type,)
+    ).fetchone()
+    states = {
+        r["service"]: TaskState(r["state"])
+        for r in c.execute(query("service_states"), {"task_id": task_id})
+    }
+    overall, why = overall_state(required["required_services"], states)
+    if overall.terminal:
+        row = c.execute(
+            query("transition"),
+            {
+                "task_id": task_id,
+                "from_state": TaskState.STARTED,
+                "to_state": overall,
+                "attempt": attempt,
+                "error": "; ".join(x for x in (why, reason) if x)
+                if overall == TaskState.FAILED
+                else why,
+            },
+        ).fetchone()
+        if row is not None:
+            log_state(
+                c,
+                task_id=task_id,
+                attempt=attempt,
+                service=TASK_SERVICE,
+                state=overall,
+                previous_state=TaskState.STARTED,
+                source="task_manager",
+                detail=Jsonb({"reason": why or reason}) if (why or reason) else None,
+            )
+    return overall
+
+
+def fail_runner(
+    c: psycopg.Connection,
+    task_id: str,
+    attempt: int,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+) -> TaskState:
+    """The runner gave up (feed errors, deadline, its run failed for good): runner FAILED."""
+    row = c.execute(
+        "SELECT task_type FROM tasks WHERE task_id = %s AND state = 'STARTED' AND attempt = %s "
+        "FOR UPDATE",
+        (task_id, attempt),
+    ).fetchone()
+    if row is None:
+        raise refusal(c, task_id, "fail runner", TaskState.STARTED, attempt)
+    return finish_service(
+        c, task_id, row["task_type"], attempt, RUNNER_SERVICE, TaskState.FAILED, reason, detail
+    )
+
+
+def copy_events(c: psycopg.Connection, rows: Sequence[EventRow]) -> None:
+    """Batched append under the events lock, held to commit (seq order is commit order)."""
+    c.execute(query("lock_events"), {"key": EVENTS_LOCK_KEY})
+    with c.cursor().copy(f"COPY task_events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN") as copy:
+        for task_id, runner_id, task_type, ev in rows:
+            copy.write_row((task_id, runner_id, task_type, ev.task_seq, ev.kind, Jsonb(ev.payload)))

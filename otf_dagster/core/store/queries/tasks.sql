@@ -1,0 +1,98 @@
+-- Named queries: scheduling, the claim and every fenced state change of a task.
+-- Each starts with "-- name: NAME"; parameters are psycopg's %(name)s placeholders, always
+-- bound, never formatted into the text. Names are unique across this folder.
+
+-- name: schedule_task
+-- Insert, or move a still-SCHEDULED task's time; a task past SCHEDULED is left as it is.
+INSERT INTO tasks AS t (task_id, task_type, external_key, scheduled_at, params, parent_task_id)
+VALUES (%(task_id)s, %(task_type)s, %(external_key)s, %(scheduled_at)s, %(params)s, %(parent_task_id)s)
+ON CONFLICT (task_type, external_key) DO UPDATE SET
+    scheduled_at = EXCLUDED.scheduled_at,
+    params = t.params || EXCLUDED.params,
+    updated_at = now()
+WHERE t.state = 'SCHEDULED'
+  AND (t.scheduled_at IS DISTINCT FROM EXCLUDED.scheduled_at OR NOT t.params @> EXCLUDED.params)
+RETURNING task_id, state, scheduled_at, (xmax = 0) AS inserted;
+
+-- name: find_task_by_key
+SELECT task_id, state, scheduled_at FROM tasks
+WHERE task_type = %(task_type)s AND external_key = %(external_key)s;
+
+-- name: scheduled_between
+SELECT task_id, external_key, state, scheduled_at FROM tasks
+WHERE task_type = %(task_type)s AND scheduled_at >= %(start)s AND scheduled_at < %(end)s
+ORDER BY scheduled_at, task_id;
+
+-- name: claim_ready
+-- One statement, one transaction: pick ready tasks no other claimer holds (SKIP LOCKED), move
+-- them to STARTED with the next attempt, and write their STARTED history rows.
+WITH ready AS (
+    SELECT t.task_id
+    FROM tasks t
+    JOIN task_types tt ON tt.name = t.task_type AND tt.deleted_at IS NULL
+    WHERE t.state = 'SCHEDULED' AND t.scheduled_at <= %(now)s
+    ORDER BY t.scheduled_at, t.task_id
+    LIMIT %(limit)s
+    FOR UPDATE OF t SKIP LOCKED
+), claimed AS (
+    UPDATE tasks t
+    SET state = 'STARTED', attempt = t.attempt + 1, started_at = now(), heartbeat_at = now(),
+        run_id = NULL, last_error = NULL, updated_at = now()
+    WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
+    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None).
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt
+), history AS (
+    INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
+    SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
+)
+SELECT * FROM claimed ORDER BY scheduled_at, task_id;
+
+-- name: transition
+-- Guarded by the state and attempt the writer expects: a stale writer matches no row.
+UPDATE tasks
+SET state = %(to_state)s, updated_at = now(), last_error = %(error)s,
+    finished_at = CASE WHEN %(to_state)s::task_state IN ('FINISHED', 'FAILED', 'CANCELLED')
+                       THEN now() ELSE finished_at END
+WHERE task_id = %(task_id)s AND state = %(from_state)s AND attempt = %(attempt)s
+RETURNING *;
+
+-- name: relaunch
+-- A STARTED task whose runner was lost gets the next attempt (a new fencing token); never one
+-- whose runner already reported its end (it may wait for other services).
+UPDATE tasks t
+SET attempt = t.attempt + 1, run_id = NULL, heartbeat_at = now(), started_at = now(),
+    last_error = %(reason)s, updated_at = now()
+WHERE t.task_id = %(task_id)s AND t.state = 'STARTED' AND t.attempt = %(attempt)s
+  AND NOT EXISTS (SELECT 1 FROM task_service_states ss
+                  WHERE ss.task_id = t.task_id AND ss.service = 'runner'
+                    AND ss.attempt = t.attempt AND ss.state <> 'STARTED')
+RETURNING t.*;
+
+-- name: adopt
+-- A runner launched by hand (no attempt tag) takes the task: a SCHEDULED task starts now, a
+-- STARTED one moves to the next attempt so any earlier runner is fenced out.
+UPDATE tasks t
+SET state = 'STARTED', attempt = t.attempt + 1, run_id = %(run_id)s, heartbeat_at = now(),
+    started_at = now(), updated_at = now()
+FROM task_types tt
+WHERE t.task_id = %(task_id)s AND tt.name = t.task_type AND tt.deleted_at IS NULL
+  AND (t.state = 'SCHEDULED'
+       OR (t.state = 'STARTED' AND NOT EXISTS (
+             SELECT 1 FROM task_service_states ss
+             WHERE ss.task_id = t.task_id AND ss.service = 'runner'
+               AND ss.attempt = t.attempt AND ss.state <> 'STARTED')))
+RETURNING t.*, (SELECT state FROM tasks WHERE task_id = %(task_id)s) AS previous_state;
+
+-- name: insert_state
+INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source, detail)
+VALUES (now(), %(task_id)s, %(attempt)s, %(service)s, %(state)s, %(previous_state)s, %(source)s, %(detail)s);
+
+-- name: set_run_id
+UPDATE tasks SET run_id = %(run_id)s, heartbeat_at = now(), updated_at = now()
+WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+RETURNING task_id;
+
+-- name: heartbeat
+UPDATE tasks SET heartbeat_at = now()
+WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+RETURNING task_id;

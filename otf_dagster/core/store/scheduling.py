@@ -1,0 +1,97 @@
+"""Scheduling tasks: idempotent by (type, key); a still-SCHEDULED task moves with its time."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from otf_dagster.core.models import TASK_SERVICE, TaskState
+from otf_dagster.core.store import task_types
+from otf_dagster.core.store.history import log_state
+from otf_dagster.core.store.queries import query
+from otf_dagster.exceptions import StoreError, UnknownTaskType
+
+_TASK_ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+
+ScheduleItem = tuple[str, datetime, dict[str, Any]]  # (external key, scheduled at, params)
+
+
+def task_id_for(task_type: str, external_key: str) -> str:
+    """The task id (and Dagster partition key) of (type, key): readable when the key is tame,
+    a digest when it holds characters a partition key may not (the key is stored verbatim)."""
+    prefix = task_type.lower()
+    if _TASK_ID_SAFE.match(external_key) and "..." not in external_key:
+        return f"{prefix}:{external_key}"
+    digest = hashlib.sha256(external_key.encode("utf-8")).hexdigest()[:20]
+    return f"{prefix}:h-{digest}"
+
+
+def check_items(items: Sequence[ScheduleItem]) -> None:
+    """Refuse malformed items before any database work, naming the value."""
+    for key, at, _ in items:
+        if not isinstance(key, str) or not 1 <= len(key) <= 200:
+            raise StoreError(f"external key {key!r} must be text of 1 to 200 characters")
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise StoreError(
+                f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime"
+            )
+
+
+def schedule_in(
+    c: psycopg.Connection,
+    task_type: str,
+    items: Sequence[ScheduleItem],
+    *,
+    parent_task_id: str | None,
+    source: str,
+) -> list[tuple[str, str]]:
+    """Schedule ``items`` of one type in the caller's transaction: (task_id, outcome) each,
+    outcome 'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
+    if not task_types.lock_live(c, task_type):
+        raise UnknownTaskType(
+            f"cannot schedule: task type {task_type!r} does not exist or is soft-deleted; "
+            "see `otf task-types list`"
+        )
+    out = []
+    for key, at, params in items:
+        row = c.execute(
+            query("schedule_task"),
+            {
+                "task_id": task_id_for(task_type, key),
+                "task_type": task_type,
+                "external_key": key,
+                "scheduled_at": at,
+                "params": Jsonb(params),
+                "parent_task_id": parent_task_id,
+            },
+        ).fetchone()
+        if row is None:
+            existing = c.execute(
+                query("find_task_by_key"), {"task_type": task_type, "external_key": key}
+            ).fetchone()
+            out.append((existing["task_id"], "unchanged"))
+            continue
+        if row["inserted"]:
+            log_state(
+                c,
+                task_id=row["task_id"],
+                attempt=0,
+                service=TASK_SERVICE,
+                state=TaskState.SCHEDULED,
+                previous_state=None,
+                source=source,
+                detail=Jsonb(
+                    {
+                        "scheduled_at": at.isoformat(),
+                        **({"parent": parent_task_id} if parent_task_id else {}),
+                    }
+                ),
+            )
+        out.append((row["task_id"], "created" if row["inserted"] else "moved"))
+    return out

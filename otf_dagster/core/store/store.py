@@ -1,0 +1,334 @@
+"""The task store: one connection to the task database and the operations on it (no Dagster).
+
+Each method is one transaction; the SQL work lives in the modules beside this one (task types,
+scheduling, transitions, polls), as functions on a connection, so a caller that must combine
+several of them in one transaction can (``store.run(what, fn)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+
+from otf_dagster.core.models import ClaimedTask, EventRecord, Task, TaskState, TaskType
+from otf_dagster.core.store import polls, scheduling, task_types, transitions
+from otf_dagster.core.store.db import connect, translated_errors
+from otf_dagster.core.store.queries import query
+from otf_dagster.exceptions import DatabaseUnavailable, StoreError, UnknownTask, UnknownTaskType
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskStore:
+    """One connection to the task database; reconnects after the server went away."""
+
+    def __init__(self, url: str, *, application_name: str = "otf-store") -> None:
+        self.url = url
+        self.application_name = application_name
+        self._conn: psycopg.Connection | None = None
+
+    # --- connection ------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = connect(self.url, application_name=self.application_name)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> TaskStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, what: str, fn: Callable[[psycopg.Connection], T]) -> T:
+        """``fn(conn)`` in one transaction, errors translated (``what`` names the operation in
+        messages); a broken connection is dropped so the next call reconnects."""
+        try:
+            with translated_errors(what):
+                conn = self.conn
+                with conn.transaction():
+                    return fn(conn)
+        except DatabaseUnavailable:
+            self.close()
+            raise
+
+    def fetch_all(self, what: str, name: str, params: dict[str, Any] | None = None) -> list[dict]:
+        """All rows of one named query, in its own transaction."""
+        return self.run(what, lambda c: c.execute(query(name), params or {}).fetchall())
+
+    # --- task types ------------------------------------------------------------------------
+
+    def apply_task_type(self, tt: TaskType) -> bool:
+        """Create or update a task type (un-deleting it); True if created."""
+        return self.run(f"apply task type {tt.name!r}", lambda c: task_types.upsert(c, tt))
+
+    def apply_task_types(self, types: Iterable[TaskType]) -> list[tuple[str, bool]]:
+        """Apply several types in one transaction: all or nothing."""
+        types = list(types)
+        return self.run(
+            "apply task types", lambda c: [(tt.name, task_types.upsert(c, tt)) for tt in types]
+        )
+
+    def get_task_type(self, name: str, *, include_deleted: bool = False) -> TaskType:
+        row = self.run("read task type", lambda c: task_types.get_row(c, name))
+        if row is None or (row["deleted_at"] is not None and not include_deleted):
+            raise UnknownTaskType(
+                f"task type {name!r} does not exist{'' if row is None else ' (it is soft-deleted)'}; "
+                "see `otf task-types list` or apply it with `otf task-types apply FILE`"
+            )
+        return TaskType.from_row(row)
+
+    def list_task_types(self, *, include_deleted: bool = False) -> list[TaskType]:
+        return self.run("list task types", lambda c: task_types.list_all(c, include_deleted))
+
+    def delete_task_type(self, name: str) -> None:
+        """Soft delete: its tasks are no longer claimed; running ones see it and stop."""
+        if not self.run("delete task type", lambda c: task_types.soft_delete(c, name)):
+            raise UnknownTaskType(
+                f"task type {name!r} does not exist or is already deleted; see `otf task-types list`"
+            )
+
+    # --- scheduling ------------------------------------------------------------------------
+
+    def schedule_task(
+        self,
+        task_type: str,
+        external_key: str,
+        scheduled_at: datetime,
+        *,
+        params: dict[str, Any] | None = None,
+        parent_task_id: str | None = None,
+        source: str = "scheduler",
+    ) -> tuple[str, str]:
+        """Schedule (type, key) idempotently: (task_id, outcome) with outcome one of
+        'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
+        return self.schedule_tasks(
+            task_type,
+            [(external_key, scheduled_at, params or {})],
+            parent_task_id=parent_task_id,
+            source=source,
+        )[0]
+
+    def schedule_tasks(
+        self,
+        task_type: str,
+        items: Sequence[scheduling.ScheduleItem],
+        *,
+        parent_task_id: str | None = None,
+        source: str = "scheduler",
+    ) -> list[tuple[str, str]]:
+        """Schedule many tasks of one type in one transaction (all or nothing)."""
+        scheduling.check_items(items)
+        return self.run(
+            f"schedule {task_type!r} tasks",
+            lambda c: scheduling.schedule_in(
+                c, task_type, items, parent_task_id=parent_task_id, source=source
+            ),
+        )
+
+    def cancel_task(self, task_id: str, reason: str, *, source: str = "scheduler") -> Task:
+        """SCHEDULED -> CANCELLED (a postponed or vanished game); refused once it started."""
+        task = self.get_task(task_id)
+        return self.transition(
+            task_id,
+            TaskState.SCHEDULED,
+            TaskState.CANCELLED,
+            task.attempt,
+            reason=reason,
+            source=source,
+        )
+
+    def scheduled_between(
+        self, task_type: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        return self.fetch_all(
+            "list tasks in window",
+            "scheduled_between",
+            {"task_type": task_type, "start": start, "end": end},
+        )
+
+    # --- the claim and state changes -------------------------------------------------------
+
+    def claim_ready(
+        self, limit: int = 500, *, now: datetime | None = None, source: str = "task_manager"
+    ) -> list[ClaimedTask]:
+        """Claim up to ``limit`` ready tasks: SCHEDULED, due, of a live type; exactly once across
+        any number of concurrent claimers."""
+        if limit <= 0:
+            return []
+        now = now or utcnow()
+
+        def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
+            rows = transitions.claim_ready(c, now, limit, source)
+            return rows, task_types.get_many(c, sorted({r["task_type"] for r in rows}))
+
+        rows, types = self.run("claim ready tasks", work)
+        return [ClaimedTask(task=Task.from_row(r), task_type=types[r["task_type"]]) for r in rows]
+
+    def transition(
+        self,
+        task_id: str,
+        from_state: TaskState,
+        to_state: TaskState,
+        attempt: int,
+        *,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        source: str = "task_manager",
+    ) -> Task:
+        """Move the task from ``from_state`` to ``to_state`` if it is still there at ``attempt``."""
+        return self.run(
+            f"move task {task_id!r} to {to_state}",
+            lambda c: transitions.transition(
+                c,
+                task_id,
+                from_state,
+                to_state,
+                attempt,
+                reason=reason,
+                detail=detail,
+                source=source,
+            ),
+        )
+
+    def relaunch(
+        self, task_id: str, attempt: int, reason: str, *, source: str = "task_manager"
+    ) -> Task:
+        """A lost STARTED task gets attempt + 1, recorded in its history."""
+        return self.run(
+            f"re-launch task {task_id!r}",
+            lambda c: transitions.relaunch(c, task_id, attempt, reason, source),
+        )
+
+    def adopt(self, task_id: str, run_id: str, *, source: str = "manual") -> Task:
+        """Start ``task_id`` from a hand-launched runner (see the ``adopt`` query)."""
+        return self.run(
+            f"adopt task {task_id!r}", lambda c: transitions.adopt(c, task_id, run_id, source)
+        )
+
+    def set_run_id(self, task_id: str, attempt: int, run_id: str) -> None:
+        self.run(
+            f"set run id {task_id!r}",
+            lambda c: transitions.fenced(c, "set_run_id", task_id, attempt, {"run_id": run_id}),
+        )
+
+    def heartbeat(self, task_id: str, attempt: int) -> None:
+        self.run(
+            f"heartbeat {task_id!r}",
+            lambda c: transitions.fenced(c, "heartbeat", task_id, attempt, {}),
+        )
+
+    # --- the runner's writes ---------------------------------------------------------------
+
+    def record_poll(
+        self,
+        task_id: str,
+        attempt: int,
+        run_id: str,
+        checkpoint: dict[str, Any],
+        events: Sequence[EventRecord] = (),
+        *,
+        finish: TaskState | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        expected_seq: int | None = None,
+        follow_ups: Sequence[polls.FollowUp] = (),
+    ) -> TaskState | None:
+        """One poll's writes in ONE transaction: checkpoint + heartbeat, the events, follow-up
+        tasks, and (with ``finish``) the runner's end and the task's derived overall state,
+        which is returned.
+
+        Fenced by (STARTED, attempt): a stale runner writes nothing and gets StaleTransition.
+        With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
+        idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
+        already moved to ``checkpoint['next_seq']`` and writes nothing twice.
+        """
+        return self.run(
+            f"record poll of {task_id!r}",
+            lambda c: polls.record_poll(
+                c,
+                task_id,
+                attempt,
+                run_id,
+                checkpoint,
+                events,
+                finish=finish,
+                reason=reason,
+                detail=detail,
+                expected_seq=expected_seq,
+                follow_ups=follow_ups,
+            ),
+        )
+
+    def append_events(self, rows: Sequence[polls.EventRow]) -> None:
+        """Batched append of (task_id, task_runner_id, task_type, event) rows in one transaction."""
+        if rows:
+            self.run("append events", lambda c: polls.copy_events(c, rows))
+
+    def fail_runner(
+        self, task_id: str, attempt: int, reason: str, *, detail: dict[str, Any] | None = None
+    ) -> TaskState:
+        """The runner gave up (feed errors, deadline, its run failed for good): runner FAILED."""
+        return self.run(
+            f"fail runner of {task_id!r}",
+            lambda c: polls.fail_runner(c, task_id, attempt, reason, detail),
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> Task:
+        row = self.run(
+            "read task", lambda c: c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+        )
+        if row is None:
+            raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+        return Task.from_row(row)
+
+    def list_tasks(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        task_type: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]:
+        if state is not None:
+            try:
+                state = TaskState(str(state).upper())
+            except ValueError:
+                raise StoreError(
+                    f"unknown state {state!r}; use one of {', '.join(s.value for s in TaskState)}"
+                ) from None
+        rows = self.fetch_all(
+            "list tasks", "list_tasks", {"state": state, "task_type": task_type, "limit": limit}
+        )
+        return [Task.from_row(r) for r in rows]
+
+    def running_tasks(self, limit: int = 5000) -> list[dict[str, Any]]:
+        return self.fetch_all("list running tasks", "running_tasks", {"limit": limit})
+
+    def state_history(self, task_id: str) -> list[dict[str, Any]]:
+        return self.fetch_all("read state history", "state_history", {"task_id": task_id})
+
+    def service_states(self, task_id: str) -> list[dict[str, Any]]:
+        return self.fetch_all("read service states", "service_states", {"task_id": task_id})
+
+    def task_events(self, task_id: str) -> list[dict[str, Any]]:
+        return self.fetch_all("read task events", "task_events", {"task_id": task_id})
+
+    def state_enum_values(self) -> list[str]:
+        return [r["value"] for r in self.fetch_all("read enum", "state_enum_values")]

@@ -1,0 +1,134 @@
+"""Every state change of a task, each guarded by the state and attempt its writer expects.
+
+The attempt is the fencing token: a stale runner or a second manager matches no row and is
+refused with :class:`StaleTransition` instead of overwriting newer state. Functions here run
+inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from otf_dagster.core.models import TASK_SERVICE, Task, TaskState
+from otf_dagster.core.store.history import log_state
+from otf_dagster.core.store.queries import query
+from otf_dagster.exceptions import StaleTransition, UnknownTask
+
+
+def refusal(
+    c: psycopg.Connection, task_id: str, what: str, expected: TaskState, attempt: int
+) -> Exception:
+    """The exception for a guarded write that matched no row: unknown task, or stale writer."""
+    cur = c.execute("SELECT state, attempt FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+    if cur is None:
+        return UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+    return StaleTransition(
+        f"refused {what} of task {task_id!r}: expected {expected} at attempt {attempt}, "
+        f"but it is {cur['state']} at attempt {cur['attempt']} (a newer writer owns it)"
+    )
+
+
+def claim_ready(
+    c: psycopg.Connection, now: datetime, limit: int, source: str
+) -> list[dict[str, Any]]:
+    """SCHEDULED -> STARTED for up to ``limit`` due tasks no other claimer holds (one statement,
+    SKIP LOCKED), with their STARTED history rows."""
+    return c.execute(
+        query("claim_ready"), {"now": now, "limit": limit, "source": source}
+    ).fetchall()
+
+
+def transition(
+    c: psycopg.Connection,
+    task_id: str,
+    from_state: TaskState,
+    to_state: TaskState,
+    attempt: int,
+    *,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+    source: str,
+) -> Task:
+    row = c.execute(
+        query("transition"),
+        {
+            "task_id": task_id,
+            "from_state": from_state,
+            "to_state": to_state,
+            "attempt": attempt,
+            "error": reason,
+        },
+    ).fetchone()
+    if row is None:
+        raise refusal(c, task_id, f"{from_state} -> {to_state}", from_state, attempt)
+    payload = {**(detail or {}), **({"reason": reason} if reason else {})}
+    log_state(
+        c,
+        task_id=task_id,
+        attempt=attempt,
+        service=TASK_SERVICE,
+        state=to_state,
+        previous_state=from_state,
+        source=source,
+        detail=Jsonb(payload) if payload else None,
+    )
+    return Task.from_row(row)
+
+
+def relaunch(c: psycopg.Connection, task_id: str, attempt: int, reason: str, source: str) -> Task:
+    """A lost STARTED task gets attempt + 1, recorded in its history."""
+    row = c.execute(
+        query("relaunch"), {"task_id": task_id, "attempt": attempt, "reason": reason}
+    ).fetchone()
+    if row is None:
+        raise refusal(c, task_id, "re-launch", TaskState.STARTED, attempt)
+    log_state(
+        c,
+        task_id=task_id,
+        attempt=row["attempt"],
+        service=TASK_SERVICE,
+        state=TaskState.STARTED,
+        previous_state=TaskState.STARTED,
+        source=source,
+        detail=Jsonb({"relaunch": True, "reason": reason, "previous_attempt": attempt}),
+    )
+    return Task.from_row(row)
+
+
+def adopt(c: psycopg.Connection, task_id: str, run_id: str, source: str) -> Task:
+    """A hand-launched runner takes the task (see the ``adopt`` query)."""
+    before = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+    row = c.execute(query("adopt"), {"task_id": task_id, "run_id": run_id}).fetchone()
+    if row is None:
+        if before is None:
+            raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+        raise StaleTransition(
+            f"task {task_id!r} is {before['state']} (attempt {before['attempt']}) and cannot be "
+            "started by hand; schedule a new task, or check its type is not deleted"
+        )
+    log_state(
+        c,
+        task_id=task_id,
+        attempt=row["attempt"],
+        service=TASK_SERVICE,
+        state=TaskState.STARTED,
+        previous_state=before["state"],
+        source=source,
+        detail=Jsonb({"run_id": run_id, "manual": True}),
+    )
+    return Task.from_row(row)
+
+
+def fenced(
+    c: psycopg.Connection, name: str, task_id: str, attempt: int, params: dict[str, Any]
+) -> None:
+    """A write that only the runner of (STARTED, attempt) may make (run id, heartbeat)."""
+    if (
+        c.execute(query(name), {"task_id": task_id, "attempt": attempt, **params}).fetchone()
+        is None
+    ):
+        raise refusal(c, task_id, name.replace("_", " "), TaskState.STARTED, attempt)

@@ -1,0 +1,180 @@
+"""The two assets: the day's game schedule, and each task's box score (the TaskRunner)."""
+
+from datetime import date
+
+import dagster as dg
+from tabulate import tabulate
+
+from otf_dagster.core.ingest import ingest_day
+from otf_dagster.core.manager import TAG_ATTEMPT
+from otf_dagster.core.models import TaskState
+from otf_dagster.core.runner import PollReport, TaskRunner
+from otf_dagster.core.timeline import timeline
+from otf_dagster.defs.partitions import task_partitions
+from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.exceptions import DatabaseUnavailable, OtfError
+from otf_dagster.feeds import BoxScore
+
+GAME_BOXSCORE = dg.AssetKey("game_boxscore")
+
+
+def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    timezone = partitions_def.timezone
+
+    @dg.asset(
+        name="game_schedule",
+        partitions_def=partitions_def,
+        description="The day's games from the configured feed, each scheduled as a box-score task.",
+        kinds={"postgres"},
+    )
+    def game_schedule(
+        context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
+    ) -> dg.MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        task_type = feeds.schedule_task_type()
+        with task_store.open("otf-game-schedule") as store:
+            report = ingest_day(store, feeds.provider_for(), day, task_type=task_type, tz=timezone)
+        import pandas as pd  # here, not at import: runner processes never need it (~45 MB)
+
+        frame = pd.DataFrame(
+            [
+                {
+                    "game_id": e.game_id,
+                    "start (UTC)": e.start_time.strftime("%Y-%m-%d %H:%M"),
+                    "away": e.away,
+                    "home": e.home,
+                    "status": str(e.status),
+                    "task": report.outcomes.get(e.game_id, ""),
+                }
+                for e in report.entries
+            ],
+            columns=["game_id", "start (UTC)", "away", "home", "status", "task"],
+        )
+        context.log.info(
+            "%s: %d games; %s",
+            day,
+            len(frame),
+            dict(frame["task"].value_counts()) if len(frame) else {},
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "games": dg.MetadataValue.md(
+                    frame.to_markdown(index=False) if len(frame) else "_no games this day_"
+                ),
+                "game_count": len(frame),
+                "created": report.count("created"),
+                "moved": report.count("moved"),
+                "cancelled": report.count("cancelled"),
+                "task_type": task_type,
+                "provider": feeds.provider,
+            }
+        )
+
+    return game_schedule
+
+
+def timeline_markdown(entries: list[dict]) -> str:
+    """The task's timeline as a table: lifecycle states, services' reports, events."""
+    rows = [[e["time"].strftime("%H:%M:%S"), e["type"], e["summary"]] for e in entries]
+    return tabulate(rows, headers=["time", "type", "what"], tablefmt="github")
+
+
+def _score_table(box: BoxScore) -> str:
+    periods = max(len(box.home.periods), len(box.away.periods))
+    header = ["team"] + [f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)] + ["total"]
+    rows = []
+    for team in (box.away, box.home):
+        rows.append(
+            [team.tricode]
+            + [str(p) for p in team.periods]
+            + [""] * (periods - len(team.periods))
+            + [str(team.score)]
+        )
+    return tabulate(rows, headers=header, tablefmt="github")
+
+
+def _poll_metadata(report: PollReport) -> dict:
+    if report.snapshot is None:
+        return {"poll": report.poll, "error": report.error or ""}
+    box = report.snapshot
+    return {
+        "poll": report.poll,
+        "status": str(box.status),
+        "period": box.period or 0,
+        "clock_seconds": box.clock_seconds if box.clock_seconds is not None else -1.0,
+        "score": box.score_line(),
+        "box_score": dg.MetadataValue.md(_score_table(box)),
+        "new_events": len(report.events),
+        "event_kinds": ", ".join(sorted({e.kind for e in report.events})),
+    }
+
+
+@dg.asset(
+    key=GAME_BOXSCORE,
+    partitions_def=task_partitions,
+    description=(
+        "The TaskRunner: polls the task's game until it is final, writing events, state and "
+        "checkpoint to the task database each poll; one partition per task."
+    ),
+    kinds={"postgres"},
+)
+def game_boxscore(
+    context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
+) -> dg.MaterializeResult:
+    try:
+        return _run_task(context, task_store, feeds)
+    except OtfError as exc:  # one clear line in the UI, and no Dagster retry of a refusal
+        raise dg.Failure(
+            description=str(exc), allow_retries=isinstance(exc, DatabaseUnavailable)
+        ) from exc
+
+
+def _run_task(
+    context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
+) -> dg.MaterializeResult:
+    task_id = context.partition_key
+    providers = feeds.providers()
+    with task_store.open(f"otf-runner-{context.run_id[:8]}") as store:
+        attempt_tag = context.run.tags.get(TAG_ATTEMPT)
+        if attempt_tag is None:
+            # Launched by hand (UI / CLI): take the task over with a new attempt.
+            attempt = store.adopt(task_id, context.run_id).attempt
+            context.log.info("launched by hand: took task %s as attempt %d", task_id, attempt)
+        else:
+            attempt = int(attempt_tag)
+
+        def on_poll(report: PollReport) -> None:
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=GAME_BOXSCORE, partition=task_id, metadata=_poll_metadata(report)
+                )
+            )
+            if report.error:
+                context.log.warning("poll %d: %s", report.poll, report.error)
+
+        runner = TaskRunner(
+            store, providers.__getitem__, task_id, attempt, context.run_id, on_poll=on_poll
+        )
+        outcome = runner.run()
+        entries = timeline(store, task_id)
+
+    if outcome.state is None:
+        raise dg.Failure(
+            f"runner for {task_id} attempt {attempt} was fenced out: {outcome.reason}",
+            allow_retries=False,
+        )
+    if outcome.state == TaskState.FAILED:
+        raise dg.Failure(f"task {task_id} FAILED: {outcome.reason}", allow_retries=False)
+    metadata = {
+        "task_id": task_id,
+        "attempt": attempt,
+        "state": str(outcome.state),
+        "polls": outcome.polls,
+        "events_written": outcome.events,
+        "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
+        "follow_ups": ", ".join(outcome.follow_ups),
+    }
+    if outcome.final is not None:
+        metadata["score"] = outcome.final.score_line()
+        metadata["box_score"] = dg.MetadataValue.md(_score_table(outcome.final))
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,1 @@
+"""Running the project on one machine: the embedded PostgreSQL server."""

@@ -1,0 +1,34 @@
+"""Run one TaskRunner in its own process (so a test can SIGKILL it), on a shared file clock."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from otf_dagster.core.runner import TaskRunner
+from otf_dagster.core.store import TaskStore
+from otf_dagster.feeds import make_provider
+from otf_dagster_tests.helpers import FileClock
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    for name in ("db", "base-url", "task-id", "run-id", "clock"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--attempt", type=int, required=True)
+    a = p.parse_args()
+    providers = {name: make_provider(name, a.base_url) for name in ("nba_cdn", "espn")}
+    with TaskStore(a.db, application_name=f"runner-{a.run_id}") as store:
+        outcome = TaskRunner(
+            store,
+            providers.__getitem__,
+            a.task_id,
+            a.attempt,
+            a.run_id,
+            clock=FileClock(Path(a.clock)),
+        ).run()
+    print(f"{outcome.state} polls={outcome.polls} events={outcome.events}")
+
+
+if __name__ == "__main__":
+    main()
