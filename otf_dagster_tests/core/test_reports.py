@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.lifecycle import overall_state
 from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
 from otf_dagster.core.store import TaskStore
@@ -210,9 +209,19 @@ def test_detail_must_be_an_object(store, media_task, db_url):
         )
 
 
-def test_sql_aggregation_equals_python_aggregation(store, media_task, db_url):
-    """otf_overall_state (SQL, used by otf_report) and aggregate.overall_state (Python, used by
-    the store for the runner) agree on every combination of three required services."""
+def _expected_overall(required: list[str], states: dict[str, str]) -> tuple[str, str | None]:
+    """The rule as docs/design.md states it, written independently of the SQL."""
+    failed = [s for s in required if states.get(s) == "FAILED"]
+    if failed:
+        return "FAILED", f"required service(s) failed: {', '.join(failed)}"
+    if all(states.get(s) == "FINISHED" for s in required):
+        return "FINISHED", None
+    return "STARTED", None
+
+
+def test_overall_state_follows_the_documented_rule(store, media_task, db_url):
+    """otf_overall_state (sql/0004, the one home of the rule, used by the runner and by
+    otf_report alike) on every combination of three required services."""
     required = ["runner", "photo", "caption"]
     tid = media_task.task.task_id
     values = [None, "STARTED", "FINISHED", "FAILED"]
@@ -225,13 +234,20 @@ def test_sql_aggregation_equals_python_aggregation(store, media_task, db_url):
                     "INSERT INTO task_service_states (task_id, service, state) VALUES (%s, %s, %s)",
                     (tid, service, state),
                 )
-            sql_state, sql_reason = conn.execute(
-                "SELECT * FROM otf_overall_state(%s, %s)", (tid, required)
+            got = conn.execute(
+                "SELECT state::text, reason FROM otf_overall_state(%s, %s)", (tid, required)
             ).fetchone()
-            py_state, py_reason = overall_state(
-                required, {k: TaskState(v) for k, v in states.items()}
-            )
-            assert (sql_state, sql_reason) == (py_state.value, py_reason), combo
+            assert got == _expected_overall(required, states), combo
+
+
+def test_terminal_states_in_python_equal_the_database_rule(db_url):
+    """TaskState.terminal (read by the Python side) equals otf_state_is_terminal (sql/0006)."""
+    with psycopg.connect(db_url) as conn:
+        for state in TaskState:
+            [sql_terminal] = conn.execute(
+                "SELECT otf_state_is_terminal(%s::task_state)", (state.value,)
+            ).fetchone()
+            assert sql_terminal == state.terminal, state
 
 
 def test_concurrent_final_reports_finish_the_task_exactly_once(db_url, store, media_types):

@@ -13,10 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.lifecycle import overall_state
-from otf_dagster.core.models import RUNNER_SERVICE, TASK_SERVICE, EventRecord, TaskState
+from otf_dagster.core.models import RUNNER_SERVICE, EventRecord, TaskState
 from otf_dagster.core.store import scheduling, task_types
-from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
 from otf_dagster.core.store.transitions import refusal
 
@@ -66,9 +64,7 @@ def record_poll(
         raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
     overall = None
     if finish is not None:
-        overall = finish_service(
-            c, task_id, row["task_type"], attempt, RUNNER_SERVICE, finish, reason, detail
-        )
+        overall = finish_service(c, task_id, attempt, RUNNER_SERVICE, finish, reason, detail)
     if events:
         copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
     for ftype, fkey, fat in follow_ups:
@@ -82,68 +78,28 @@ def record_poll(
 def finish_service(
     c: psycopg.Connection,
     task_id: str,
-    task_type: str,
     attempt: int,
     service: str,
     state: TaskState,
     reason: str | None,
     detail: dict[str, Any] | None,
 ) -> TaskState:
-    """Record a service's state and re-derive the task's overall state (same transaction)."""
+    """Record a service's state and re-derive the task's overall state, in the caller's
+    transaction: the rules are the database's (``otf_record_service_state``, sql/0006), the
+    same that services' reports go through."""
     payload = {**(detail or {}), **({"reason": reason} if reason else {})} or None
-    c.execute(
-        query("upsert_service_state"),
+    row = c.execute(
+        query("record_service_state"),
         {
             "task_id": task_id,
             "service": service,
             "state": state,
             "attempt": attempt,
             "detail": Jsonb(payload) if payload else None,
+            "source": service,
         },
-    )
-    log_state(
-        c,
-        task_id=task_id,
-        attempt=attempt,
-        service=service,
-        state=state,
-        previous_state=None,
-        source=service,
-        detail=Jsonb(payload) if payload else None,
-    )
-    required = c.execute(
-        "SELECT required_services FROM task_types WHERE name = %s", (task_type,)
     ).fetchone()
-    states = {
-        r["service"]: TaskState(r["state"])
-        for r in c.execute(query("service_states"), {"task_id": task_id})
-    }
-    overall, why = overall_state(required["required_services"], states)
-    if overall.terminal:
-        row = c.execute(
-            query("transition"),
-            {
-                "task_id": task_id,
-                "from_state": TaskState.STARTED,
-                "to_state": overall,
-                "attempt": attempt,
-                "error": "; ".join(x for x in (why, reason) if x)
-                if overall == TaskState.FAILED
-                else why,
-            },
-        ).fetchone()
-        if row is not None:
-            log_state(
-                c,
-                task_id=task_id,
-                attempt=attempt,
-                service=TASK_SERVICE,
-                state=overall,
-                previous_state=TaskState.STARTED,
-                source="task_manager",
-                detail=Jsonb({"reason": why or reason}) if (why or reason) else None,
-            )
-    return overall
+    return TaskState(row["overall"])
 
 
 def fail_runner(
@@ -154,16 +110,12 @@ def fail_runner(
     detail: dict[str, Any] | None = None,
 ) -> TaskState:
     """The runner gave up (feed errors, deadline, its run failed for good): runner FAILED."""
-    row = c.execute(
-        "SELECT task_type FROM tasks WHERE task_id = %s AND state = 'STARTED' AND attempt = %s "
-        "FOR UPDATE",
-        (task_id, attempt),
-    ).fetchone()
-    if row is None:
+    if (
+        c.execute(query("lock_started_task"), {"task_id": task_id, "attempt": attempt}).fetchone()
+        is None
+    ):
         raise refusal(c, task_id, "fail runner", TaskState.STARTED, attempt)
-    return finish_service(
-        c, task_id, row["task_type"], attempt, RUNNER_SERVICE, TaskState.FAILED, reason, detail
-    )
+    return finish_service(c, task_id, attempt, RUNNER_SERVICE, TaskState.FAILED, reason, detail)
 
 
 def copy_events(c: psycopg.Connection, rows: Sequence[EventRow]) -> None:

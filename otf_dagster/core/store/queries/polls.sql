@@ -2,11 +2,17 @@
 -- Each starts with "-- name: NAME"; parameters are psycopg's %(name)s placeholders, always
 -- bound, never formatted into the text. Names are unique across this folder.
 
--- name: upsert_service_state
-INSERT INTO task_service_states (task_id, service, state, attempt, detail, updated_at)
-VALUES (%(task_id)s, %(service)s, %(state)s, %(attempt)s, %(detail)s, now())
-ON CONFLICT (task_id, service) DO UPDATE SET
-    state = EXCLUDED.state, attempt = EXCLUDED.attempt, detail = EXCLUDED.detail, updated_at = now();
+-- name: record_service_state
+-- The lifecycle's rules live in the database (sql/0006): a service's state, its history row,
+-- and the task's overall state derived from its required services and applied.
+SELECT overall::text AS overall, reason
+FROM otf_record_service_state(%(task_id)s, %(service)s, %(state)s::task_state, %(attempt)s,
+                              %(detail)s, %(source)s);
+
+-- name: lock_started_task
+SELECT task_id FROM tasks
+WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+FOR UPDATE;
 
 -- name: save_checkpoint
 UPDATE tasks

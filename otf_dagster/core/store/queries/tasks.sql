@@ -51,7 +51,7 @@ SELECT * FROM claimed ORDER BY scheduled_at, task_id;
 -- Guarded by the state and attempt the writer expects: a stale writer matches no row.
 UPDATE tasks
 SET state = %(to_state)s, updated_at = now(), last_error = %(error)s,
-    finished_at = CASE WHEN %(to_state)s::task_state IN ('FINISHED', 'FAILED', 'CANCELLED')
+    finished_at = CASE WHEN otf_state_is_terminal(%(to_state)s::task_state)
                        THEN now() ELSE finished_at END
 WHERE task_id = %(task_id)s AND state = %(from_state)s AND attempt = %(attempt)s
 RETURNING *;
