@@ -11,7 +11,8 @@ import os
 
 import dagster as dg
 
-from otf_dagster.defs.assets import build_game_schedule, game_boxscore
+from otf_dagster.defs.game_boxscore import game_boxscore
+from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_day_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource

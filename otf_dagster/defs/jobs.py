@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from otf_dagster.defs.assets import GAME_BOXSCORE
+from otf_dagster.defs.game_boxscore import GAME_BOXSCORE
 from otf_dagster.defs.partitions import task_partitions
 
 TASK_RUNNER_JOB = "task_runner"

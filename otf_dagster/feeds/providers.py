@@ -30,7 +30,10 @@ class Provider(Protocol):
 
     def schedule(self, day: date) -> list[ScheduleEntry]: ...
 
-    def boxscore(self, game_id: str) -> BoxScore: ...
+    def boxscore(self, game_id: str, url: str | None = None) -> BoxScore:
+        """The game's box score, from ``url`` (a URL or a path under the base URL: what the
+        task type polls) or, without it, from the provider's usual path for the game."""
+        ...
 
 
 def _parsed(url: str, parse: Callable[[], T]) -> T:
@@ -60,7 +63,7 @@ class NbaCdnProvider:
         url, doc = self._get(nba_cdn.SCHEDULE_PATH)
         return _parsed(url, lambda: nba_cdn.parse_nba_schedule(doc, day))
 
-    def boxscore(self, game_id: str) -> BoxScore:
+    def boxscore(self, game_id: str, url: str | None = None) -> BoxScore:
         """The game's box score; before one exists (the CDN says 403), its scoreboard entry."""
         game_id = str(game_id).strip()
         if not _NBA_ID.match(game_id):
@@ -68,7 +71,7 @@ class NbaCdnProvider:
                 f"{game_id!r} is not an NBA game id (10 digits, e.g. 0022400500); "
                 "list ids with `otf feed schedule --provider nba_cdn`"
             )
-        path = nba_cdn.BOXSCORE_PATH.format(game_id=game_id)
+        path = url or nba_cdn.BOXSCORE_PATH.format(game_id=game_id)
         try:
             url, doc = self._get(path)
         except FeedHttpError as exc:
@@ -106,14 +109,18 @@ class EspnProvider:
         doc = self.client.get_json(url)
         return _parsed(url, lambda: espn.parse_espn_scoreboard(doc))
 
-    def boxscore(self, game_id: str) -> BoxScore:
+    def boxscore(self, game_id: str, url: str | None = None) -> BoxScore:
         game_id = str(game_id).strip()
         if not _ESPN_ID.match(game_id):
             raise UnknownGame(
                 f"{game_id!r} is not an ESPN event id (9 digits, e.g. 401585135); "
                 "list ids with `otf feed schedule --provider espn`"
             )
-        url = self.client.url_for(espn.SUMMARY_PATH, {"event": game_id})
+        url = (
+            self.client.url_for(url)
+            if url
+            else self.client.url_for(espn.SUMMARY_PATH, {"event": game_id})
+        )
         doc = self.client.get_json(url)
         return _parsed(url, lambda: espn.parse_espn_summary(doc, game_id))
 

@@ -11,7 +11,7 @@ import pytest
 
 from otf_dagster.core.ingest import ingest_day
 from otf_dagster.core.models import TaskState
-from otf_dagster.defs.assets import build_game_schedule
+from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.partitions import game_day_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.feeds import make_provider

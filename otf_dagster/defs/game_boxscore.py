@@ -1,11 +1,7 @@
-"""The two assets: the day's game schedule, and each task's box score (the TaskRunner)."""
-
-from datetime import date
+"""The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
 
 import dagster as dg
-from tabulate import tabulate
 
-from otf_dagster.core.ingest import ingest_day
 from otf_dagster.core.manager import TAG_ATTEMPT
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
@@ -13,84 +9,9 @@ from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError
-from otf_dagster.feeds import BoxScore
+from otf_dagster.views.tables import score_table, timeline_markdown
 
 GAME_BOXSCORE = dg.AssetKey("game_boxscore")
-
-
-def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    timezone = partitions_def.timezone
-
-    @dg.asset(
-        name="game_schedule",
-        partitions_def=partitions_def,
-        description="The day's games from the configured feed, each scheduled as a box-score task.",
-        kinds={"postgres"},
-    )
-    def game_schedule(
-        context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
-    ) -> dg.MaterializeResult:
-        day = date.fromisoformat(context.partition_key)
-        task_type = feeds.schedule_task_type()
-        with task_store.open("otf-game-schedule") as store:
-            report = ingest_day(store, feeds.provider_for(), day, task_type=task_type, tz=timezone)
-        import pandas as pd  # here, not at import: runner processes never need it (~45 MB)
-
-        frame = pd.DataFrame(
-            [
-                {
-                    "game_id": e.game_id,
-                    "start (UTC)": e.start_time.strftime("%Y-%m-%d %H:%M"),
-                    "away": e.away,
-                    "home": e.home,
-                    "status": str(e.status),
-                    "task": report.outcomes.get(e.game_id, ""),
-                }
-                for e in report.entries
-            ],
-            columns=["game_id", "start (UTC)", "away", "home", "status", "task"],
-        )
-        context.log.info(
-            "%s: %d games; %s",
-            day,
-            len(frame),
-            dict(frame["task"].value_counts()) if len(frame) else {},
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "games": dg.MetadataValue.md(
-                    frame.to_markdown(index=False) if len(frame) else "_no games this day_"
-                ),
-                "game_count": len(frame),
-                "created": report.count("created"),
-                "moved": report.count("moved"),
-                "cancelled": report.count("cancelled"),
-                "task_type": task_type,
-                "provider": feeds.provider,
-            }
-        )
-
-    return game_schedule
-
-
-def timeline_markdown(entries: list[dict]) -> str:
-    """The task's timeline as a table: lifecycle states, services' reports, events."""
-    rows = [[e["time"].strftime("%H:%M:%S"), e["type"], e["summary"]] for e in entries]
-    return tabulate(rows, headers=["time", "type", "what"], tablefmt="github")
-
-
-def _score_table(box: BoxScore) -> str:
-    periods = max(len(box.home.periods), len(box.away.periods))
-    header = ["team"] + [f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)] + ["total"]
-    rows = []
-    for team in (box.away, box.home):
-        rows.append(
-            [team.tricode]
-            + [str(p) for p in team.periods]
-            + [""] * (periods - len(team.periods))
-            + [str(team.score)]
-        )
-    return tabulate(rows, headers=header, tablefmt="github")
 
 
 def _poll_metadata(report: PollReport) -> dict:
@@ -103,7 +24,7 @@ def _poll_metadata(report: PollReport) -> dict:
         "period": box.period or 0,
         "clock_seconds": box.clock_seconds if box.clock_seconds is not None else -1.0,
         "score": box.score_line(),
-        "box_score": dg.MetadataValue.md(_score_table(box)),
+        "box_score": dg.MetadataValue.md(score_table(box)),
         "new_events": len(report.events),
         "event_kinds": ", ".join(sorted({e.kind for e in report.events})),
     }
@@ -176,5 +97,5 @@ def _run_task(
     }
     if outcome.final is not None:
         metadata["score"] = outcome.final.score_line()
-        metadata["box_score"] = dg.MetadataValue.md(_score_table(outcome.final))
+        metadata["box_score"] = dg.MetadataValue.md(score_table(outcome.final))
     return dg.MaterializeResult(metadata=metadata)

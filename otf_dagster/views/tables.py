@@ -1,0 +1,28 @@
+"""Tables people read in the Dagster UI and the CLI: a task's timeline, a game's score."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from otf_dagster.feeds import BoxScore
+
+
+def timeline_markdown(entries: list[dict]) -> str:
+    """The task's timeline as a table: lifecycle states, services' reports, events."""
+    rows = [[e["time"].strftime("%H:%M:%S"), e["type"], e["summary"]] for e in entries]
+    return tabulate(rows, headers=["time", "type", "what"], tablefmt="github")
+
+
+def score_table(box: BoxScore) -> str:
+    """The score by period, away team first, as a markdown table."""
+    periods = max(len(box.home.periods), len(box.away.periods))
+    header = ["team"] + [f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)] + ["total"]
+    rows = []
+    for team in (box.away, box.home):
+        rows.append(
+            [team.tricode]
+            + [str(p) for p in team.periods]
+            + [""] * (periods - len(team.periods))
+            + [str(team.score)]
+        )
+    return tabulate(rows, headers=header, tablefmt="github")
