@@ -775,7 +775,6 @@ class _Stop(BaseException):
 def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, stop, out) -> None:
     """One TaskRunner in its own process; on ``stop`` it reports its fetch times and exits."""
     from otf_dagster.core.runner import SystemClock, TaskRunner
-    from otf_dagster.feeds import make_provider
 
     class StopClock(SystemClock):
         def sleep(self, seconds: float) -> None:
@@ -783,22 +782,17 @@ def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, 
                 raise _Stop
 
     fetches: list[float] = []
-    provider = make_provider("nba_cdn", base_url)
-
-    class Recording:
-        def boxscore(self, key: str):
-            fetches.append(time.time())
-            return provider.boxscore(key)
-
-        def __getattr__(self, name: str):
-            return getattr(provider, name)
-
-    rec = Recording()
     error = None
     try:
         with TaskStore(url, application_name=f"bench-runner-{idx}") as store:
             runner = TaskRunner(
-                store, lambda name: rec, task_id, attempt, f"bench-run-{idx}", clock=StopClock()
+                store,
+                task_id,
+                attempt,
+                f"bench-run-{idx}",
+                feed_base_url=base_url,
+                clock=StopClock(),
+                on_poll=lambda report: fetches.append(time.time()),
             )
             try:
                 outcome = runner.run()

@@ -72,3 +72,12 @@ class UnknownGame(FatalFeedError):
 
 class MalformedFeed(FatalFeedError):
     """The feed answered, but not with the JSON shape expected; names the URL and an excerpt."""
+
+
+# --- polls ---------------------------------------------------------------------------------
+
+
+class PollError(OtfError):
+    """One poll could not be turned into a result (an expression that errors on the document,
+    a value that cannot be stored, a spawned key that is not a key): counted toward the type's
+    ``max_consecutive_errors``, like a feed error."""

@@ -41,6 +41,21 @@ class FakeClock:
         self.t += seconds
 
 
+class StepClock(FakeClock):
+    """A simulator clock that moves ``step`` seconds at every reading (the simulator reads it
+    once per request): a game advances by polls, not by wall-clock time, so a runner that
+    sleeps for real still sees the same number of polls on a busy machine."""
+
+    def __init__(self, step: float, t: float = T0) -> None:
+        super().__init__(t)
+        self.step = step
+
+    def __call__(self) -> float:
+        now = self.t
+        self.t += self.step
+        return now
+
+
 def start_task(store: TaskStore, task_type: str = MEDIA, key: str = "g1") -> ClaimedTask:
     """Schedule and claim one task: it is STARTED at attempt 1."""
     store.schedule_task(task_type, key, NOW)

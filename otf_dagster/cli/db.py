@@ -88,7 +88,7 @@ def apply_cmd(file: str) -> None:
     """Create or update the task types in a YAML FILE (all or nothing)."""
     types = task_types.load_file(file)
     with TaskStore(embedded.resolve_task_url()) as store:
-        for name, created in store.apply_task_types(types):
+        for name, created in task_types.apply(store, types):
             click.echo(f"{'created' if created else 'updated'} {name}")
 
 

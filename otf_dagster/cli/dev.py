@@ -87,7 +87,7 @@ def dev(
     applied = migrations.migrate(task_url)
     click.echo(f"migrations: {', '.join(applied) or 'up to date'}")
     with TaskStore(task_url) as store:
-        store.apply_task_types(task_types.load_file(task_types.DEFAULTS_FILE))
+        task_types.apply(store, task_types.load_file(task_types.DEFAULTS_FILE))
 
     home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)

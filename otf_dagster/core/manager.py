@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 TAG_TASK_ID = "otf/task_id"
 TAG_TASK_TYPE = "otf/task_type"
 TAG_ATTEMPT = "otf/attempt"
+TAG_RETRY = "otf/retry"  # on a hand launch: retry a FAILED or CANCELLED task first
 MAX_RUNTIME_MARGIN_SECONDS = 600
 
 # Dagster run statuses, as strings so this module needs no Dagster import.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -24,22 +25,47 @@ class TaskState(StrEnum):
 
 _STATES = {s.value: s for s in TaskState}
 
+# A task type's name (the database's CHECK task_types_name_format says the same).
+TASK_TYPE_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,62}$")
+MAX_KEY_LENGTH = 200
+
+
+def key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be a task's external key (None: it can). The database's CHECK
+    tasks_external_key_length says the same; a test holds them equal."""
+    if not isinstance(key, str):
+        return f"a key must be text, not {type(key).__name__}"
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        return f"a key must be 1 to {MAX_KEY_LENGTH} characters, not {len(key)}"
+    return None
+
+
 RUNNER_SERVICE = "runner"
 TASK_SERVICE = "task"  # the service name of the task's own lifecycle rows in task_states
 
 
 @dataclass(frozen=True)
 class TaskType:
+    """What a task is: which handler polls what URL how often, within which limits.
+
+    ``params`` are the handler's settings (checked by the handler when the type is applied);
+    ``spawn`` declares follow-up tasks found in each poll's response (any handler).
+    """
+
     name: str
     handler: str
     url_template: str
     poll_interval_seconds: float
+    base_url: str | None = None
+    min_poll_interval_seconds: float | None = None
+    max_poll_interval_seconds: float | None = None
     deadline_seconds: int = 21600
     max_attempts: int = 3
     max_consecutive_errors: int = 10
     stale_after_seconds: int = 300
     required_services: tuple[str, ...] = (RUNNER_SERVICE,)
     params: dict[str, Any] = field(default_factory=dict)
+    spawn: dict[str, Any] | None = None
     description: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -48,6 +74,7 @@ class TaskType:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TaskType:
         row = dict(row)
+        row.pop("inserted", None)
         row["required_services"] = tuple(row["required_services"])
         return cls(**row)
 
@@ -55,6 +82,12 @@ class TaskType:
         d = asdict(self)
         d["required_services"] = list(self.required_services)
         return d
+
+    def poll_bounds(self) -> tuple[float, float]:
+        """(shortest, longest) delay a handler may ask for between polls."""
+        lo = self.min_poll_interval_seconds or self.poll_interval_seconds
+        hi = self.max_poll_interval_seconds or self.poll_interval_seconds
+        return lo, hi
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,56 @@
-"""The TaskRunner's poll loop, free of Dagster: task, store, feed, clock.
+"""The TaskRunner's poll loop, free of Dagster and of any kind of task: task, store, handler,
+clock.
 
-Each poll fetches the box score, diffs it with the checkpointed snapshot, and writes the new
-events, the new checkpoint and a heartbeat in ONE transaction (``TaskStore.record_poll``). A
-runner that is killed and started again resumes from the checkpoint, so the event stream of
-an interrupted game equals that of an uninterrupted one: events are only ever derived from
-(checkpointed snapshot, new snapshot) and numbered from the checkpointed counter.
+Each poll reads the task type (so a changed interval, URL or soft delete applies at once),
+lets the type's handler (``otf_dagster.handlers``) turn the response into a result, and
+writes the events, the handler's new state (the checkpoint), follow-up tasks and a heartbeat
+in ONE transaction (``TaskStore.record_poll``), fenced by the attempt. A runner that is killed
+and started again resumes from the committed checkpoint, so the event stream of an
+interrupted task equals that of an uninterrupted one: events are only ever derived from
+(committed state, new response) and numbered from the committed counter.
 
-The loop ends at the terminal condition (final; postponed/cancelled), at the type's deadline,
-after too many consecutive feed errors, or when the task type is soft-deleted. It re-reads the
-task type every poll, so a changed poll interval applies at once.
+The loop ends when the handler says done or failed, at the type's deadline (counted from
+the task's scheduled time and enforced during sleeps too), after ``max_consecutive_errors``
+failed polls in a row (FAILED with the last error), on an unknown game, or when the type is
+soft-deleted. ``run()`` is the one-task runner a Dagster run executes; a runner pool drives
+``start()``, ``poll()`` and ``past_deadline()`` itself.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from otf_dagster import handlers
+from otf_dagster.core import urls
 from otf_dagster.core.models import EventRecord, Task, TaskState, TaskType
-from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.exceptions import (
+    ConfigError,
     DatabaseUnavailable,
     FeedError,
+    InvalidTaskType,
+    PollError,
     RetriableFeedError,
     StaleTransition,
+    StoreError,
     UnknownGame,
     UnknownTaskType,
 )
-from otf_dagster.feeds import BoxScore, GameStatus, Provider, derive_events
-from otf_dagster.handlers import Handler, handler_for
+from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
+from otf_dagster.handlers import Outcome, PollContext, PollResult, spawn
+from otf_dagster.handlers.clients import Clients, PollClient
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
-TERMINAL_GAME = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)
+CHECKPOINT_VERSION = 2
+EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the task_events_kind_format CHECK
+_FINISH = {Outcome.DONE: TaskState.FINISHED, Outcome.FAILED: TaskState.FAILED}
 
 
 class Clock(Protocol):
@@ -55,9 +69,10 @@ class SystemClock:
 
 @dataclass
 class Checkpoint:
-    """What survives a crash: the last snapshot written and the next event number."""
+    """What survives a crash: the handler's state after the last committed poll and the next
+    event number."""
 
-    snapshot: dict[str, Any] | None = None
+    state: Any = None
     next_seq: int = 1
     polls: int = 0
     consecutive_errors: int = 0
@@ -67,7 +82,8 @@ class Checkpoint:
         if not data:
             return cls()
         return cls(
-            snapshot=data.get("snapshot"),
+            # version 1 kept a box score's snapshot under "snapshot"
+            state=data.get("state", data.get("snapshot")),
             next_seq=int(data.get("next_seq", 1)),
             polls=int(data.get("polls", 0)),
             consecutive_errors=int(data.get("consecutive_errors", 0)),
@@ -76,7 +92,7 @@ class Checkpoint:
     def dump(self) -> dict[str, Any]:
         return {
             "version": CHECKPOINT_VERSION,
-            "snapshot": self.snapshot,
+            "state": self.state,
             "next_seq": self.next_seq,
             "polls": self.polls,
             "consecutive_errors": self.consecutive_errors,
@@ -85,12 +101,15 @@ class Checkpoint:
 
 @dataclass
 class PollReport:
-    """What one poll did, for the Dagster adapter to show."""
+    """What one poll did, for the Dagster adapter (or the CLI) to show."""
 
     poll: int
-    snapshot: BoxScore | None
     events: list[EventRecord]
+    display: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    outcome: Outcome = Outcome.CONTINUE
+    url: str | None = None
+    lateness_seconds: float | None = None  # how late the poll started (None: the first)
 
 
 @dataclass
@@ -101,35 +120,54 @@ class RunOutcome:
     reason: str | None
     polls: int
     events: int
-    final: BoxScore | None = None
-    follow_ups: list[str] = field(default_factory=list)
+    display: dict[str, Any] = field(default_factory=dict)  # the last poll's
+    detail: dict[str, Any] = field(default_factory=dict)  # the handler's end detail
+    follow_ups: list[str] = field(default_factory=list)  # task ids scheduled at the end
+
+
+@dataclass
+class Step:
+    """One poll: its report, the outcome when the runner has ended, else the next delay."""
+
+    report: PollReport | None
+    ended: RunOutcome | None = None
+    delay: float = 0.0
 
 
 class TaskRunner:
-    """Polls one task's feed until its game ends; one instance per run."""
+    """Polls one task until its handler says done; one instance per task attempt."""
 
     def __init__(
         self,
         store: TaskStore,
-        provider_for: Callable[[str], Provider],
         task_id: str,
         attempt: int,
         run_id: str,
         *,
+        clients: Clients | None = None,
+        feed_base_url: str | None = None,
         clock: Clock | None = None,
         on_poll: Callable[[PollReport], None] | None = None,
+        read_type: Callable[[str], TaskType] | None = None,
         db_retry_seconds: float = 2.0,
         db_retry_limit: int = 150,
     ) -> None:
         self.store = store
-        self.provider_for = provider_for
         self.task_id = task_id
         self.attempt = attempt
         self.run_id = run_id
+        self.clients = clients or Clients()
+        self.feed_base_url = feed_base_url or None
         self.clock = clock or SystemClock()
         self.on_poll = on_poll or (lambda report: None)
+        self._read_type = read_type or store.get_task_type
         self.db_retry_seconds = db_retry_seconds
         self.db_retry_limit = db_retry_limit
+        self.task: Task | None = None
+        self.task_type: TaskType | None = None
+        self.cp = Checkpoint()
+        self.events_written = 0
+        self.due: datetime | None = None  # when the next poll is meant to start
 
     # --- database calls that survive a restarting server ----------------------------------
 
@@ -144,9 +182,25 @@ class TaskRunner:
                 time.sleep(self.db_retry_seconds)  # wall-clock time: waiting for a server
         return fn()
 
-    # --- the loop --------------------------------------------------------------------------
+    # --- the one-task runner ---------------------------------------------------------------
 
     def run(self) -> RunOutcome:
+        self.start()
+        try:
+            while True:
+                step = self.poll()
+                if step.ended is not None:
+                    return step.ended
+                ended = self.wait(step.delay)
+                if ended is not None:
+                    return ended
+        except StaleTransition as exc:
+            log.warning("runner for %s fenced out: %s", self.task_id, exc)
+            return self.fenced_out(str(exc))
+
+    def start(self) -> Task:
+        """Check the task is ours (STARTED at our attempt), record our run id, load the
+        committed checkpoint."""
         task: Task = self._db("read task", lambda: self.store.get_task(self.task_id))
         if task.state != TaskState.STARTED or task.attempt != self.attempt:
             raise StaleTransition(
@@ -158,109 +212,209 @@ class TaskRunner:
         )
         self.task = task
         self.cp = Checkpoint.load(task.checkpoint)  # always the last COMMITTED checkpoint
-        self.events_written = 0
-        # The deadline counts from the task's scheduled time: waiting in Dagster's run queue or
-        # being re-launched does not buy a game more time.
-        started = task.scheduled_at
-        try:
-            while True:
-                try:
-                    ttype: TaskType = self._db(
-                        "read task type", lambda: self.store.get_task_type(task.task_type)
-                    )
-                except UnknownTaskType:
-                    return self._end(
-                        TaskState.FAILED,
-                        f"task type {task.task_type!r} was deleted while the runner ran",
-                    )
-                handler = handler_for(ttype.handler)
-                if self.clock.now() - started > timedelta(seconds=ttype.deadline_seconds):
-                    return self._end(
-                        TaskState.FAILED,
-                        f"deadline: not final {ttype.deadline_seconds}s after its scheduled time",
-                    )
-                outcome = self._poll(task, ttype, handler)
-                if outcome is not None:
-                    return outcome
-                try:  # the interval as it is now, not as it was before the poll
-                    ttype = self._db(
-                        "read task type", lambda: self.store.get_task_type(task.task_type)
-                    )
-                except UnknownTaskType:
-                    continue  # the loop's next turn ends the runner with the reason
-                self._sleep(ttype)
-        except StaleTransition as exc:
-            log.warning("runner for %s fenced out: %s", self.task_id, exc)
-            return RunOutcome(
-                self.task_id, self.attempt, None, str(exc), self.cp.polls, self.events_written
-            )
+        return task
 
-    def _poll(self, task: Task, ttype: TaskType, handler: Handler) -> RunOutcome | None:
-        """One poll; a RunOutcome when the task has ended."""
-        cp = replace(self.cp, polls=self.cp.polls + 1)
+    def fenced_out(self, reason: str) -> RunOutcome:
+        return RunOutcome(
+            self.task_id, self.attempt, None, reason, self.cp.polls, self.events_written
+        )
+
+    def wait(self, seconds: float) -> RunOutcome | None:
+        """Sleep until the next poll, heartbeating often enough never to look stale; the
+        deadline ends the runner even in the middle of a sleep."""
+        remaining = seconds
+        ttype = self.task_type
+        beat = max(1.0, ttype.stale_after_seconds / 3) if ttype else 60.0
+        while remaining > 0:
+            left = self.seconds_to_deadline()
+            if left <= 0:
+                return self._end(TaskState.FAILED, self._deadline_reason())
+            step = min(remaining, beat, left)
+            self.clock.sleep(step)
+            remaining -= step
+            if remaining > 0 and self.seconds_to_deadline() > 0:
+                self._db("heartbeat", lambda: self.store.heartbeat(self.task_id, self.attempt))
+        return None
+
+    # --- one poll --------------------------------------------------------------------------
+
+    def seconds_to_deadline(self) -> float:
+        if self.task is None or self.task_type is None:
+            return float("inf")
+        end = self.task.scheduled_at + timedelta(seconds=self.task_type.deadline_seconds)
+        return (end - self.clock.now()).total_seconds()
+
+    def past_deadline(self) -> bool:
+        return self.seconds_to_deadline() <= 0
+
+    def _deadline_reason(self) -> str:
+        assert self.task_type is not None
+        return (
+            f"deadline: not done {self.task_type.deadline_seconds}s after its scheduled time "
+            f"({self.task.scheduled_at.isoformat() if self.task else '?'})"
+        )
+
+    def _current_type(self) -> TaskType | None:
+        assert self.task is not None
         try:
-            snapshot = self.provider_for(handler.provider).boxscore(task.external_key)
-        except UnknownGame as exc:
-            return self._end(TaskState.FAILED, f"unknown game: {exc}", cp)
-        except FeedError as exc:
-            cp.consecutive_errors += 1
-            kind = "retriable" if isinstance(exc, RetriableFeedError) else "feed"
-            self.on_poll(PollReport(cp.polls, None, [], error=f"{kind} error: {exc}"))
-            if cp.consecutive_errors >= ttype.max_consecutive_errors:
-                return self._end(
-                    TaskState.FAILED,
-                    f"{cp.consecutive_errors} consecutive feed errors; last: {exc}",
-                    cp,
-                )
-            self._commit(cp, [])
+            ttype = self._db("read task type", lambda: self._read_type(self.task.task_type))
+        except UnknownTaskType:
             return None
-        cp.consecutive_errors = 0
-        prev = BoxScore.from_dict(self.cp.snapshot) if self.cp.snapshot else self._baseline(task)
-        records = [
-            EventRecord(self.cp.next_seq + i, e.kind, e.payload)
-            for i, e in enumerate(derive_events(prev, snapshot))
-        ]
-        cp.snapshot = snapshot.to_dict()
-        cp.next_seq = self.cp.next_seq + len(records)
-        if handler.mode == "confirm" or snapshot.status in TERMINAL_GAME:
-            follow_ups = []
-            follow_type = ttype.params.get("follow_up_type")
-            if follow_type and snapshot.status == GameStatus.FINAL:
-                delay = float(ttype.params.get("follow_up_delay_seconds", 600))
-                follow_ups.append(
-                    (follow_type, task.external_key, self.clock.now() + timedelta(seconds=delay))
-                )
-            detail = {
-                "final": snapshot.score_line(),
-                "status": str(snapshot.status),
-                "polls": cp.polls,
-            }
-            state = self._commit(
-                cp, records, finish=TaskState.FINISHED, detail=detail, follow_ups=follow_ups
-            )
-            self.on_poll(PollReport(cp.polls, snapshot, records))
-            return RunOutcome(
-                self.task_id,
-                self.attempt,
-                state,
-                None,
-                cp.polls,
-                self.events_written,
-                snapshot,
-                [f"{t.lower()}:{k}" for t, k, _ in follow_ups],
-            )
-        self._commit(cp, records)
-        self.on_poll(PollReport(cp.polls, snapshot, records))
-        return None
+        self.task_type = ttype
+        return ttype
 
-    def _baseline(self, task: Task) -> BoxScore | None:
-        """A confirmation task diffs against its parent's final snapshot."""
-        if task.parent_task_id:
-            parent = self._db("read parent", lambda: self.store.get_task(task.parent_task_id))
-            snap = (parent.checkpoint or {}).get("snapshot")
-            if snap:
-                return BoxScore.from_dict(snap)
-        return None
+    def poll(self) -> Step:
+        """One poll and its commit; ``Step.ended`` when the task has ended here."""
+        assert self.task is not None, "start() first"
+        now = self.clock.now()
+        lateness = max(0.0, (now - self.due).total_seconds()) if self.due else None
+        ttype = self._current_type()
+        if ttype is None:
+            return Step(
+                None,
+                self._end(
+                    TaskState.FAILED,
+                    f"task type {self.task.task_type!r} was deleted while the runner ran",
+                ),
+            )
+        if self.past_deadline():
+            return Step(None, self._end(TaskState.FAILED, self._deadline_reason()))
+
+        cp = replace(self.cp, polls=self.cp.polls + 1)
+        url = None
+        try:
+            handler = handlers.get(ttype.handler)
+            url, client = self._client_for(ttype, handler)
+            ctx = PollContext(
+                task=self.task,
+                task_type=ttype,
+                state=self.cp.state,
+                url=url,
+                client=client,
+                now=now,
+                polls=cp.polls,
+                consecutive_errors=self.cp.consecutive_errors,
+                parent_state=self._parent_state,
+            )
+            result = handler.poll(ctx)
+            follow_ups = list(result.follow_ups)
+            if ttype.spawn:
+                follow_ups += spawn.follow_ups(ttype.spawn, client.last_document, now)
+            records = self._records(result)
+        except UnknownGame as exc:
+            return Step(None, self._end(TaskState.FAILED, f"unknown game: {exc}", cp))
+        except (FeedError, PollError, ConfigError, InvalidTaskType) as exc:
+            kind = "retriable error" if isinstance(exc, RetriableFeedError) else "poll error"
+            return self._failed_poll(cp, ttype, f"{kind}: {exc}", url, lateness)
+        except Exception as exc:  # a handler bug: counted and named, never a dead runner
+            log.exception("handler %s failed on %s", ttype.handler, self.task_id)
+            message = f"handler {ttype.handler} raised {type(exc).__name__}: {exc}"
+            return self._failed_poll(cp, ttype, message, url, lateness)
+
+        cp.consecutive_errors = 0
+        cp.state = result.state
+        cp.next_seq = self.cp.next_seq + len(records)
+        finish = _FINISH.get(result.outcome)
+        try:
+            overall = self._commit(
+                cp,
+                records,
+                finish=finish,
+                reason=result.reason if finish == TaskState.FAILED else None,
+                detail={**result.detail, **({"reason": result.reason} if result.reason else {})}
+                if finish
+                else None,
+                follow_ups=[(f.task_type, f.key, f.at, f.params) for f in follow_ups],
+            )
+        except (StaleTransition, DatabaseUnavailable):
+            raise
+        except StoreError as exc:  # refused by the database (a follow-up it cannot schedule...)
+            failed = replace(self.cp, polls=cp.polls)
+            return self._failed_poll(failed, ttype, f"write refused: {exc}", url, lateness)
+
+        report = PollReport(cp.polls, records, result.display, None, result.outcome, url, lateness)
+        self.on_poll(report)
+        if finish is not None:
+            return Step(
+                report,
+                RunOutcome(
+                    self.task_id,
+                    self.attempt,
+                    overall,
+                    result.reason if finish == TaskState.FAILED else None,
+                    cp.polls,
+                    self.events_written,
+                    result.display,
+                    result.detail,
+                    [task_id_for(f.task_type, f.key) for f in follow_ups],
+                ),
+            )
+        return Step(report, None, self._next_delay(result))
+
+    def _client_for(self, ttype: TaskType, handler: handlers.Handler) -> tuple[str, PollClient]:
+        assert self.task is not None
+        path = urls.render(ttype.url_template, self.task.external_key, self.task.params)
+        if urls.is_absolute(path):
+            scheme, _, rest = path.partition("://")
+            base = f"{scheme}://{rest.split('/', 1)[0]}"
+        else:
+            base = urls.resolve_base(
+                ttype.base_url,
+                self.feed_base_url,
+                handler.default_feed,
+                DEFAULT_BASE_URLS,
+                f"task type {ttype.name!r}",
+            )
+        client = PollClient(self.clients.for_base(base))
+        return client.url_for(path), client
+
+    def _records(self, result: PollResult) -> list[EventRecord]:
+        records = []
+        for i, event in enumerate(result.events):
+            if not isinstance(event.kind, str) or not EVENT_KIND.match(event.kind):
+                raise PollError(f"event kind {event.kind!r} is malformed (use [a-z][a-z0-9_]*)")
+            records.append(EventRecord(self.cp.next_seq + i, event.kind, event.payload))
+        return records
+
+    def _parent_state(self) -> Any:
+        assert self.task is not None
+        if not self.task.parent_task_id:
+            return None
+        parent = self._db("read parent", lambda: self.store.get_task(self.task.parent_task_id))
+        return Checkpoint.load(parent.checkpoint).state
+
+    def _next_delay(self, result: PollResult) -> float:
+        """The handler's wish within the type's bounds, from the type as it is now (re-read:
+        a changed interval applies from this poll on)."""
+        ttype = self._current_type() or self.task_type
+        assert ttype is not None
+        lo, hi = ttype.poll_bounds()
+        wish = result.next_poll_seconds
+        delay = ttype.poll_interval_seconds if wish is None else min(max(wish, lo), hi)
+        self.due = self.clock.now() + timedelta(seconds=delay)
+        return delay
+
+    def _failed_poll(
+        self,
+        cp: Checkpoint,
+        ttype: TaskType,
+        message: str,
+        url: str | None,
+        lateness: float | None,
+    ) -> Step:
+        """A poll that failed: nothing of it is kept but the count; FAILED at the limit."""
+        cp = replace(self.cp, polls=cp.polls, consecutive_errors=self.cp.consecutive_errors + 1)
+        report = PollReport(cp.polls, [], {}, message, Outcome.CONTINUE, url, lateness)
+        if cp.consecutive_errors >= ttype.max_consecutive_errors:
+            self.on_poll(report)
+            reason = f"{cp.consecutive_errors} consecutive poll errors; last: {message}"
+            return Step(report, self._end(TaskState.FAILED, reason, cp))
+        self._commit(cp, [])
+        self.on_poll(report)
+        self.due = self.clock.now() + timedelta(seconds=ttype.poll_interval_seconds)
+        return Step(report, None, ttype.poll_interval_seconds)
+
+    # --- writes ----------------------------------------------------------------------------
 
     def _commit(self, cp: Checkpoint, records: list[EventRecord], **kw: Any) -> TaskState | None:
         """Write one poll (idempotently, fenced by the committed next_seq); adopt cp on success."""
@@ -286,14 +440,3 @@ class TaskRunner:
         return RunOutcome(
             self.task_id, self.attempt, overall, reason, self.cp.polls, self.events_written
         )
-
-    def _sleep(self, ttype: TaskType) -> None:
-        """Sleep one poll interval, heartbeating often enough never to look stale."""
-        remaining = ttype.poll_interval_seconds
-        beat = max(1.0, ttype.stale_after_seconds / 3)
-        while remaining > 0:
-            step = min(remaining, beat)
-            self.clock.sleep(step)
-            remaining -= step
-            if remaining > 0:
-                self._db("heartbeat", lambda: self.store.heartbeat(self.task_id, self.attempt))

@@ -1,4 +1,5 @@
-"""Task type definitions: validation, the known handlers, loading from YAML."""
+"""Task type definitions: validation (with each handler's own checks), references between
+types, applying them, loading from YAML."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from typing import Any
 
 import yaml
 
-from otf_dagster.core.models import RUNNER_SERVICE, TaskType
+from otf_dagster import handlers
+from otf_dagster.core import urls
+from otf_dagster.core.models import RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
+from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import InvalidTaskType
+from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
+from otf_dagster.handlers import spawn
 
-# The handlers a TaskRunner knows how to run: "<provider>.<what>".
-#   *.boxscore: poll the box score until the game is final;
-#   *.confirm:  one poll some minutes after the final whistle (feeds correct their stats).
-HANDLERS: tuple[str, ...] = ("nba_cdn.boxscore", "nba_cdn.confirm", "espn.boxscore", "espn.confirm")
-
-NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,62}$")
+NAME_RE = TASK_TYPE_NAME_RE
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# The longest poll interval a type may have: a day. A longer one sleeps past every game.
+MAX_INTERVAL_SECONDS = 86400.0
+MAX_URL_LENGTH = 2000
 
 _FIELDS = set(TaskType.__dataclass_fields__) - {"created_at", "updated_at", "deleted_at"}
 # Package data (importlib.resources), so an installed wheel has it as a checkout does.
@@ -28,7 +32,11 @@ DEFAULTS_FILE = Path(str(resources.files("otf_dagster.defaults").joinpath("task_
 
 
 def validate(spec: Mapping[str, Any]) -> TaskType:
-    """A checked TaskType from a mapping; every refusal names the field, the value and the fix."""
+    """A checked TaskType from a mapping; every refusal names the field, the value and the fix.
+
+    The handler checks its own params (and compiles its expressions) here, so a type that
+    passes runs: nothing the runner reads is left to fail at the final whistle.
+    """
     if not isinstance(spec, Mapping):
         raise InvalidTaskType(f"a task type must be a mapping of fields, got {spec!r}")
     name = spec.get("name")
@@ -36,7 +44,8 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     unknown = set(spec) - _FIELDS
     if unknown:
         raise InvalidTaskType(
-            f"{label}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}"
+            f"{label}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)} "
+            "(a handler's own settings go under params)"
         )
     missing = {"name", "handler", "url_template", "poll_interval_seconds"} - set(spec)
     if missing:
@@ -47,32 +56,45 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
             f"task type name {name!r} is malformed: use 2-63 characters of A-Z, 0-9 and _, "
             "starting with a letter (e.g. NBA_GAME_BOXSCORE)"
         )
-    handler = spec["handler"]
-    if handler not in HANDLERS:
-        raise InvalidTaskType(
-            f"{label}: unknown handler {handler!r}; known handlers: {', '.join(HANDLERS)}"
-        )
-    template = spec["url_template"]
-    if not isinstance(template, str) or "{key}" not in template:
-        raise InvalidTaskType(
-            f"{label}: url_template {template!r} has no {{key}} placeholder; "
-            "write where the external key goes, e.g. /boxscore_{key}.json"
-        )
     try:
-        template.format(key="x")
-    except (KeyError, IndexError, ValueError) as exc:
+        handler = handlers.get(spec["handler"])
+    except InvalidTaskType as exc:
+        raise InvalidTaskType(f"{label}: {exc}") from None
+    template = spec["url_template"]
+    if not isinstance(template, str) or not template or len(template) > MAX_URL_LENGTH:
         raise InvalidTaskType(
-            f"{label}: url_template {template!r} has a placeholder other than {{key}} ({exc})"
-        ) from None
+            f"{label}: url_template must be a URL or a path of up to {MAX_URL_LENGTH} "
+            f"characters, got {str(template)[:80]!r}"
+        )
+    urls.placeholders(template, f"{label}: url_template")
+    base_url = spec.get("base_url")
+    if base_url is not None:
+        if not isinstance(base_url, str):
+            raise InvalidTaskType(f"{label}: base_url must be text, got {base_url!r}")
+        base_url = urls.check_base_url(base_url, label, DEFAULT_BASE_URLS)
 
-    interval = _number(spec, "poll_interval_seconds", label)
-    if not (interval > 0 and math.isfinite(interval)):
+    interval = _interval(spec, "poll_interval_seconds", label)
+    lo = (
+        _interval(spec, "min_poll_interval_seconds", label)
+        if spec.get("min_poll_interval_seconds") is not None
+        else None
+    )
+    hi = (
+        _interval(spec, "max_poll_interval_seconds", label)
+        if spec.get("max_poll_interval_seconds") is not None
+        else None
+    )
+    if lo is not None and lo > interval:
         raise InvalidTaskType(
-            f"{label}: poll_interval_seconds must be a positive number of seconds, got {interval!r}"
+            f"{label}: min_poll_interval_seconds {lo:g} is above poll_interval_seconds {interval:g}"
+        )
+    if hi is not None and hi < interval:
+        raise InvalidTaskType(
+            f"{label}: max_poll_interval_seconds {hi:g} is below poll_interval_seconds {interval:g}"
         )
 
     ints: dict[str, int] = {}
-    for fld, lo, hi in (
+    for fld, lo_i, hi_i in (
         ("deadline_seconds", 1, 10**7),
         ("max_attempts", 1, 100),
         ("max_consecutive_errors", 1, 10**4),
@@ -80,11 +102,19 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     ):
         if fld in spec:
             v = spec[fld]
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo_i <= v <= hi_i:
                 raise InvalidTaskType(
-                    f"{label}: {fld} must be a whole number from {lo} to {hi}, got {v!r}"
+                    f"{label}: {fld} must be a whole number from {lo_i} to {hi_i}, got {str(v)[:40]!r}"
                 )
             ints[fld] = v
+    deadline = ints.get("deadline_seconds", TaskType.deadline_seconds)
+    longest = max(interval, hi or interval)
+    if longest > deadline:
+        raise InvalidTaskType(
+            f"{label}: a poll interval of {longest:g}s is longer than deadline_seconds "
+            f"{deadline}: the runner would sleep past the deadline; shorten the interval or "
+            "lengthen the deadline"
+        )
 
     services = spec.get("required_services", [RUNNER_SERVICE])
     if isinstance(services, str) or not isinstance(services, list | tuple) or not services:
@@ -103,16 +133,49 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     if not isinstance(description, str):
         raise InvalidTaskType(f"{label}: description must be text, got {description!r}")
 
-    return TaskType(
+    task_type = TaskType(
         name=name,
-        handler=handler,
+        handler=handler.name,
         url_template=template,
-        poll_interval_seconds=float(interval),
+        base_url=base_url,
+        poll_interval_seconds=interval,
+        min_poll_interval_seconds=lo,
+        max_poll_interval_seconds=hi,
         required_services=tuple(dict.fromkeys(services)),
         params=dict(params),
+        spawn=spawn.check(spec.get("spawn"), label),
         description=description,
         **ints,
     )
+    handler.check(task_type)
+    return task_type
+
+
+def references(task_type: TaskType) -> list[str]:
+    """The other task types ``task_type`` schedules (follow-ups, spawn): they must exist."""
+    refs = list(handlers.get(task_type.handler).references(task_type))
+    if task_type.spawn:
+        refs.append(task_type.spawn["type"])
+    return list(dict.fromkeys(refs))
+
+
+def apply(store: TaskStore, types: list[TaskType]) -> list[tuple[str, bool]]:
+    """Apply ``types`` in one transaction, refused (nothing written) if any names a task type
+    that neither exists nor is among them: (name, created) each."""
+    return store.apply_task_types(types, references={t.name: references(t) for t in types})
+
+
+def _interval(spec: Mapping[str, Any], fld: str, label: str) -> float:
+    try:
+        value = _number(spec, fld, label)
+    except OverflowError:
+        value = math.inf
+    if not (value > 0 and math.isfinite(value) and value <= MAX_INTERVAL_SECONDS):
+        raise InvalidTaskType(
+            f"{label}: {fld} must be a number of seconds above 0 and at most "
+            f"{MAX_INTERVAL_SECONDS:g} (a day), got {str(spec[fld])[:40]!r}"
+        )
+    return value
 
 
 def _number(spec: Mapping[str, Any], fld: str, label: str) -> float:

@@ -1,66 +1,80 @@
 """The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
 
+import logging
+from typing import Any
+
 import dagster as dg
 
-from otf_dagster.core.manager import TAG_ATTEMPT
+from otf_dagster.core.manager import TAG_ATTEMPT, TAG_RETRY
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
+from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
-from otf_dagster.exceptions import DatabaseUnavailable, OtfError
-from otf_dagster.views.tables import score_table, timeline_markdown
+from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
+from otf_dagster.handlers import Markdown
+from otf_dagster.views.tables import timeline_markdown
+
+log = logging.getLogger(__name__)
 
 GAME_BOXSCORE = dg.AssetKey("game_boxscore")
 
 
-def _poll_metadata(report: PollReport) -> dict:
-    if report.snapshot is None:
-        return {"poll": report.poll, "error": report.error or ""}
-    box = report.snapshot
+def display_metadata(display: dict[str, Any]) -> dict[str, Any]:
+    """A handler's display values as Dagster metadata (markdown where the handler says so)."""
     return {
-        "poll": report.poll,
-        "status": str(box.status),
-        "period": box.period or 0,
-        "clock_seconds": box.clock_seconds if box.clock_seconds is not None else -1.0,
-        "score": box.score_line(),
-        "box_score": dg.MetadataValue.md(score_table(box)),
-        "new_events": len(report.events),
-        "event_kinds": ", ".join(sorted({e.kind for e in report.events})),
+        name: dg.MetadataValue.md(str(value)) if isinstance(value, Markdown) else value
+        for name, value in display.items()
+        if value is not None
     }
+
+
+def _poll_metadata(report: PollReport) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"poll": report.poll, **display_metadata(report.display)}
+    if report.error:
+        metadata["error"] = report.error
+    else:
+        metadata["new_events"] = len(report.events)
+        metadata["event_kinds"] = ", ".join(sorted({e.kind for e in report.events}))
+    return metadata
 
 
 @dg.asset(
     key=GAME_BOXSCORE,
     partitions_def=task_partitions,
     description=(
-        "The TaskRunner: polls the task's game until it is final, writing events, state and "
-        "checkpoint to the task database each poll; one partition per task."
+        "The TaskRunner: polls the task's URL with its type's handler until the handler says "
+        "done, writing events, state and checkpoint to the task database each poll; one "
+        "partition per task. A hand launch takes the task over as a new attempt; with the run "
+        "tag otf/retry=true it first retries a FAILED or CANCELLED task."
     ),
     kinds={"postgres"},
+    output_required=False,
 )
 def game_boxscore(
     context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
-) -> dg.MaterializeResult:
+):
     try:
-        return _run_task(context, task_store, feeds)
+        result = _run_task(context, task_store, feeds)
     except OtfError as exc:  # one clear line in the UI, and no Dagster retry of a refusal
         raise dg.Failure(
             description=str(exc), allow_retries=isinstance(exc, DatabaseUnavailable)
         ) from exc
+    if result is not None:
+        yield result
 
 
 def _run_task(
     context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult | None:
     task_id = context.partition_key
-    providers = feeds.providers()
-    with task_store.open(f"otf-runner-{context.run_id[:8]}") as store:
+    with task_store.open(f"otf-runner-{context.run_id[:8]}") as store, feeds.clients() as clients:
         attempt_tag = context.run.tags.get(TAG_ATTEMPT)
         if attempt_tag is None:
-            # Launched by hand (UI / CLI): take the task over with a new attempt.
-            attempt = store.adopt(task_id, context.run_id).attempt
-            context.log.info("launched by hand: took task %s as attempt %d", task_id, attempt)
+            attempt = _hand_launch(context, store, task_id)
+            if attempt is None:
+                return None
         else:
             attempt = int(attempt_tag)
 
@@ -74,9 +88,21 @@ def _run_task(
                 context.log.warning("poll %d: %s", report.poll, report.error)
 
         runner = TaskRunner(
-            store, providers.__getitem__, task_id, attempt, context.run_id, on_poll=on_poll
+            store,
+            task_id,
+            attempt,
+            context.run_id,
+            clients=clients,
+            feed_base_url=feeds.base_url or None,
+            on_poll=on_poll,
         )
-        outcome = runner.run()
+        try:
+            outcome = runner.run()
+        except (OtfError, dg.DagsterExecutionInterruptedError):
+            raise
+        except Exception as exc:  # a bug: record the real error as the task's reason first
+            _record_crash(store, task_id, attempt, exc)
+            raise
         entries = timeline(store, task_id)
 
     if outcome.state is None:
@@ -92,10 +118,38 @@ def _run_task(
         "state": str(outcome.state),
         "polls": outcome.polls,
         "events_written": outcome.events,
+        **display_metadata(outcome.display),
         "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
         "follow_ups": ", ".join(outcome.follow_ups),
     }
-    if outcome.final is not None:
-        metadata["score"] = outcome.final.score_line()
-        metadata["box_score"] = dg.MetadataValue.md(score_table(outcome.final))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _hand_launch(context: dg.AssetExecutionContext, store: TaskStore, task_id: str) -> int | None:
+    """A run launched by hand (UI / CLI, no attempt tag) takes the task over with a new
+    attempt, fencing any other runner out; with ``otf/retry=true`` a FAILED or CANCELLED task
+    is retried first. A refusal (the task has ended) is logged and materializes nothing, so a
+    finished game's partition is not marked failed."""
+    if context.run.tags.get(TAG_RETRY, "").lower() == "true":
+        store.retry(task_id, f"hand launch {context.run_id} with {TAG_RETRY}=true")
+    try:
+        attempt = store.adopt(task_id, context.run_id).attempt
+    except StaleTransition as exc:
+        context.log.error(
+            "%s; nothing was run. To run it again on purpose, launch with the tag %s=true "
+            "(or `otf tasks retry %s`)",
+            exc,
+            TAG_RETRY,
+            task_id,
+        )
+        return None
+    context.log.info("launched by hand: took task %s as attempt %d", task_id, attempt)
+    return attempt
+
+
+def _record_crash(store: TaskStore, task_id: str, attempt: int, exc: Exception) -> None:
+    reason = f"runner crashed: {type(exc).__name__}: {exc}"
+    try:
+        store.fail_runner(task_id, attempt, reason[:500])
+    except OtfError:
+        log.exception("could not record the crash of the runner of %s", task_id)

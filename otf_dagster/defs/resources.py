@@ -12,6 +12,7 @@ from otf_dagster.config import libpq_url
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
+from otf_dagster.handlers.clients import Clients
 
 
 class TaskStoreResource(dg.ConfigurableResource):
@@ -56,9 +57,9 @@ class FeedResource(dg.ConfigurableResource):
             name, self.base_url or None, timeout=(self.connect_timeout, self.read_timeout)
         )
 
-    def providers(self) -> dict[str, Provider]:
-        """One provider (one HTTP session) per feed, for a runner's whole run."""
-        return {name: self.provider_for(name) for name in PROVIDERS}
+    def clients(self) -> Clients:
+        """HTTP clients for a runner: one session per base URL, with these timeouts."""
+        return Clients(timeout=(self.connect_timeout, self.read_timeout))
 
     def schedule_task_type(self) -> str:
         return {"nba_cdn": "NBA_GAME_BOXSCORE", "espn": "ESPN_GAME_BOXSCORE"}[self.provider]

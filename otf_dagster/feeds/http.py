@@ -15,7 +15,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from otf_dagster.exceptions import FatalFeedError, MalformedFeed, RetriableFeedError, UnknownGame
+from otf_dagster.exceptions import (
+    ConfigError,
+    FatalFeedError,
+    MalformedFeed,
+    RetriableFeedError,
+    UnknownGame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +71,9 @@ class FeedClient:
         max_retry_after: float = 30.0,
         backoff_max: float = 10.0,
         user_agent: str = USER_AGENT,
+        pool_maxsize: int = 8,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
-            from otf_dagster.exceptions import ConfigError
-
             raise ConfigError(
                 f"feed base URL {base_url!r} is not an http(s) URL; "
                 "give e.g. https://cdn.nba.com or the simulator's http://127.0.0.1:8765"
@@ -91,7 +96,7 @@ class FeedClient:
         )
         retry.max_retry_after = max_retry_after
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_maxsize)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -104,12 +109,18 @@ class FeedClient:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         return url
 
-    def get_json(self, url_or_path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET and decode JSON, retrying what may pass; raise a FeedError kind otherwise."""
+    def get_json(
+        self,
+        url_or_path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """GET and decode JSON, retrying what may pass; raise a FeedError kind otherwise.
+        ``headers`` (a task type's, secrets included) are sent, never logged."""
         url = self.url_for(url_or_path, params)
         log.debug("GET %s", url)
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, headers=headers)
         except requests.exceptions.RetryError as exc:
             raise RetriableFeedError(
                 f"{url} kept failing after {self._retries()} retries ({exc}); try again later"

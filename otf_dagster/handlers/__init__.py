@@ -1,29 +1,59 @@
-"""What each task type handler polls: handler name -> (provider, mode). No Dagster.
+"""Handlers: what a TaskRunner polls and how a response becomes events.
 
-``<provider>.boxscore`` polls until the game is final; ``<provider>.confirm`` makes one poll of a
-final game some minutes later and reports what the feed corrected. The task type's
-``url_template`` names the feed path the provider polls for the key (shown in the UI and in
-messages); the provider adapter owns the request details (e.g. NBA's pre-game 403 fallback to
-the scoreboard), so one handler serves any base URL, the real feed's or the simulator's.
+One registry, read by task type validation, the runner, the Dagster asset and the CLI. A new
+kind of task is one handler module plus one line here (or a YAML type on ``http.json``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from otf_dagster.exceptions import InvalidTaskType
+from otf_dagster.handlers.base import (
+    Event,
+    FollowUp,
+    Handler,
+    Markdown,
+    Outcome,
+    PollContext,
+    PollResult,
+)
+from otf_dagster.handlers.boxscore import BoxScoreHandler
+from otf_dagster.handlers.http_json import HttpJsonHandler
 
-from otf_dagster.core.task_types import HANDLERS
-from otf_dagster.exceptions import ConfigError
+REGISTRY: dict[str, Handler] = {
+    h.name: h
+    for h in (
+        BoxScoreHandler("nba_cdn", "boxscore"),
+        BoxScoreHandler("nba_cdn", "confirm"),
+        BoxScoreHandler("espn", "boxscore"),
+        BoxScoreHandler("espn", "confirm"),
+        HttpJsonHandler(),
+    )
+}
 
 
-@dataclass(frozen=True)
-class Handler:
-    name: str
-    provider: str
-    mode: str  # "boxscore" | "confirm"
+def names() -> list[str]:
+    return list(REGISTRY)
 
 
-def handler_for(name: str) -> Handler:
-    if name not in HANDLERS:
-        raise ConfigError(f"unknown handler {name!r}; known handlers: {', '.join(HANDLERS)}")
-    provider, _, mode = name.partition(".")
-    return Handler(name=name, provider=provider, mode=mode)
+def get(name: str) -> Handler:
+    """The handler called ``name``; InvalidTaskType listing the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise InvalidTaskType(
+            f"unknown handler {name!r}; known handlers: {', '.join(REGISTRY)}"
+        ) from None
+
+
+__all__ = [
+    "REGISTRY",
+    "Event",
+    "FollowUp",
+    "Handler",
+    "Markdown",
+    "Outcome",
+    "PollContext",
+    "PollResult",
+    "get",
+    "names",
+]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore
-from otf_dagster.feeds import make_provider
 from otf_dagster_tests.helpers import FileClock
 
 
@@ -17,14 +16,13 @@ def main() -> None:
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--attempt", type=int, required=True)
     a = p.parse_args()
-    providers = {name: make_provider(name, a.base_url) for name in ("nba_cdn", "espn")}
     with TaskStore(a.db, application_name=f"runner-{a.run_id}") as store:
         outcome = TaskRunner(
             store,
-            providers.__getitem__,
             a.task_id,
             a.attempt,
             a.run_id,
+            feed_base_url=a.base_url,
             clock=FileClock(Path(a.clock)),
         ).run()
     print(f"{outcome.state} polls={outcome.polls} events={outcome.events}")

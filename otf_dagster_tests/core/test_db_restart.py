@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.feeds import make_provider
 from otf_dagster.local import embedded
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
@@ -43,14 +42,13 @@ def test_a_runner_rides_out_a_database_restart(tmp_path):
 
                     threading.Thread(target=back, daemon=True).start()
 
-            providers = {name: make_provider(name, sim.base_url) for name in ("nba_cdn", "espn")}
             with TaskStore(url, application_name="runner") as runner_store:
                 outcome = TaskRunner(
                     runner_store,
-                    providers.__getitem__,
                     claimed.task.task_id,
                     1,
                     "run-1",
+                    feed_base_url=sim.base_url,
                     clock=clock,
                     on_poll=on_poll,
                     db_retry_seconds=0.2,

@@ -10,7 +10,6 @@ import pytest
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore
-from otf_dagster.feeds import make_provider
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
 
@@ -24,15 +23,15 @@ def sim_clock():
         yield sim, clock
 
 
+def runner(store: TaskStore, sim: Simulator, *args, **kw) -> TaskRunner:
+    """A runner polling the simulator."""
+    return TaskRunner(store, *args, feed_base_url=sim.base_url, **kw)
+
+
 def start_task(store: TaskStore, key: str, clock: VirtualClock, task_type: str = T):
     store.schedule_task(task_type, key, clock.now())
     [claimed] = store.claim_ready(now=datetime.now(UTC))
     return claimed.task
-
-
-def providers(sim: Simulator):
-    cache = {name: make_provider(name, sim.base_url) for name in ("nba_cdn", "espn")}
-    return cache.__getitem__
 
 
 @pytest.mark.parametrize("task_type,game_key", [(T, "nba_id"), ("ESPN_GAME_BOXSCORE", "espn_id")])
@@ -42,9 +41,9 @@ def test_runner_polls_a_replayed_game_to_final(store, sim_clock, task_type, game
     game = sim.games[0]
     task = start_task(store, getattr(game, game_key), clock, task_type)
     polls = []
-    outcome = TaskRunner(
+    outcome = runner(
         store,
-        providers(sim),
+        sim,
         task.task_id,
         task.attempt,
         "run-1",
@@ -53,7 +52,8 @@ def test_runner_polls_a_replayed_game_to_final(store, sim_clock, task_type, game
     ).run()
 
     assert outcome.state == TaskState.FINISHED and outcome.reason is None
-    assert outcome.final.score_line().endswith("BOS 124") and "ORL 97" in outcome.final.score_line()
+    assert outcome.display["score"] == "ORL 97 - BOS 124"
+    assert outcome.detail["final"] == "ORL 97 - BOS 124" and outcome.detail["status"] == "final"
     final = store.get_task(task.task_id)
     assert final.state == TaskState.FINISHED and final.run_id == "run-1"
 
@@ -85,11 +85,11 @@ def test_confirmation_task_makes_one_poll_against_the_parents_snapshot(store, si
     apply_test_types(store)
     game = sim.games[0]
     task = start_task(store, game.nba_id, clock)
-    TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock).run()
+    runner(store, sim, task.task_id, 1, "run-1", clock=clock).run()
     clock.sleep(700)
     [claimed] = store.claim_ready(now=datetime.now(UTC).replace(year=2100))
     assert claimed.task.task_type == "NBA_GAME_CONFIRM"
-    outcome = TaskRunner(store, providers(sim), claimed.task.task_id, 1, "run-2", clock=clock).run()
+    outcome = runner(store, sim, claimed.task.task_id, 1, "run-2", clock=clock).run()
     assert outcome.state == TaskState.FINISHED and outcome.polls == 1
     assert store.task_events(claimed.task.task_id) == []  # nothing corrected in the replay
     assert store.list_tasks(task_type="NBA_GAME_CONFIRM")[0].state == TaskState.FINISHED
@@ -99,7 +99,7 @@ def test_unknown_game_fails_with_the_reason(store, sim_clock):
     sim, clock = sim_clock
     apply_test_types(store)
     task = start_task(store, "0029999999", clock)
-    outcome = TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock).run()
     assert outcome.state == TaskState.FAILED and "unknown game" in outcome.reason
     assert "0029999999" in store.get_task(task.task_id).last_error
 
@@ -109,9 +109,9 @@ def test_repeated_feed_errors_fail_the_task(store, sim_clock):
     apply_test_types(store, max_consecutive_errors=3)
     task = start_task(store, sim.games[0].nba_id, clock)
     sim.inject("boxscore_", "error", count=None, status=503)
-    outcome = TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock).run()
     assert outcome.state == TaskState.FAILED
-    assert outcome.reason.startswith("3 consecutive feed errors")
+    assert outcome.reason.startswith("3 consecutive poll errors; last: retriable error:")
     assert store.get_task(task.task_id).checkpoint["consecutive_errors"] == 3
 
 
@@ -119,7 +119,7 @@ def test_deadline_ends_the_runner(store, sim_clock):
     sim, clock = sim_clock
     apply_test_types(store, deadline_seconds=60)
     task = start_task(store, sim.games[1].nba_id, clock)
-    outcome = TaskRunner(store, providers(sim), task.task_id, 1, "run-1", clock=clock).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock).run()
     assert outcome.state == TaskState.FAILED and outcome.reason.startswith("deadline")
 
 
@@ -136,9 +136,7 @@ def test_poll_interval_and_soft_delete_are_reread_while_running(store, sim_clock
         if report.poll == 4:
             store.delete_task_type(T)
 
-    outcome = TaskRunner(
-        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
-    ).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
     gaps = [round(b - a) for a, b in zip(seen, seen[1:], strict=False)]
     assert gaps == [20, 30, 30]
     assert outcome.state == TaskState.FAILED and "deleted" in outcome.reason
@@ -154,9 +152,7 @@ def test_a_stale_runner_stops_without_writing(store, sim_clock):
         if report.poll == 2:
             store.relaunch(task.task_id, 1, "test: another runner takes over")
 
-    outcome = TaskRunner(
-        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
-    ).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
     assert outcome.state is None and "attempt 1" in outcome.reason
     t = store.get_task(task.task_id)
     assert t.state == TaskState.STARTED and t.attempt == 2 and t.checkpoint["polls"] == 2
@@ -182,9 +178,9 @@ def test_a_runner_survives_losing_its_database_connection(store, db_url, sim_clo
                 ).fetchone()[0]
             dropped.append(n)
 
-    outcome = TaskRunner(
+    outcome = runner(
         runner_store,
-        providers(sim),
+        sim,
         task.task_id,
         1,
         "run-1",
@@ -214,9 +210,7 @@ def test_passing_feed_faults_lose_nothing(store, sim_clock, fault):
         if report.error:
             errors.append(report.error)
 
-    outcome = TaskRunner(
-        store, providers(sim), task.task_id, 1, "run-1", clock=clock, on_poll=on_poll
-    ).run()
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
     assert outcome.state == TaskState.FINISHED
     if fault == "malformed":  # seen, named, and ridden out
         assert (

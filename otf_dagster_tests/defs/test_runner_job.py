@@ -7,20 +7,21 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from otf_dagster.core.manager import TAG_ATTEMPT, launch_for
+from otf_dagster.core.manager import TAG_ATTEMPT, TAG_RETRY, launch_for
 from otf_dagster.core.models import TaskState
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.simulator.server import Simulator
-from otf_dagster_tests.helpers import apply_test_types
+from otf_dagster_tests.helpers import StepClock, apply_test_types
 
 T = "NBA_GAME_BOXSCORE"
 
 
 @pytest.fixture
 def fast_game():
-    # speed 900: the whole recorded game replays in about 4 seconds of real time
-    with Simulator(speed=900, games=1, first_start=0, spacing=10) as sim:
+    # Each request moves the game 15 minutes of game time on (speed 60, 15 s a request), so
+    # the recorded game ends after the same few polls however busy the machine is.
+    with Simulator(speed=60, games=1, first_start=0, spacing=10, clock=StepClock(15.0)) as sim:
         yield sim
 
 
@@ -38,7 +39,8 @@ def run_job(db_url: str, sim: Simulator, task_id: str, tags: dict[str, str] | No
         observations = [
             e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
         ]
-        return result, observations
+        messages = [r.user_message for r in instance.all_logs(result.run_id)]
+        return result, observations, messages
 
 
 def test_a_claimed_task_runs_to_final_and_reports_to_the_ui(db_url, store, fast_game):
@@ -46,7 +48,7 @@ def test_a_claimed_task_runs_to_final_and_reports_to_the_ui(db_url, store, fast_
     store.schedule_task(T, fast_game.games[0].nba_id, datetime.now(UTC))
     [claimed] = store.claim_ready()
     launch = launch_for(claimed.task.task_id, claimed.task_type, claimed.task.attempt, "claimed")
-    result, observations = run_job(db_url, fast_game, claimed.task.task_id, launch.tags)
+    result, observations, _ = run_job(db_url, fast_game, claimed.task.task_id, launch.tags)
     assert result.success
     [mat] = result.asset_materializations_for_node("game_boxscore")
     meta = {k: v.value for k, v in mat.metadata.items()}
@@ -64,22 +66,36 @@ def test_a_claimed_task_runs_to_final_and_reports_to_the_ui(db_url, store, fast_
 def test_a_hand_launched_runner_takes_a_scheduled_task_over(db_url, store, fast_game):
     apply_test_types(store, poll=1.0)
     task_id, _ = store.schedule_task(T, fast_game.games[0].nba_id, datetime(2100, 1, 1, tzinfo=UTC))
-    result, _ = run_job(db_url, fast_game, task_id)  # no attempt tag: launched by hand
+    result, _, _ = run_job(db_url, fast_game, task_id)  # no attempt tag: launched by hand
     assert result.success
     task = store.get_task(task_id)
     assert task.state == TaskState.FINISHED and task.attempt == 1
     assert store.state_history(task_id)[1]["detail"]["manual"] is True
 
 
-def test_a_runner_for_a_finished_task_fails_clearly(db_url, store, fast_game):
+def test_a_refused_hand_launch_leaves_the_partition_alone_and_a_retry_runs(
+    db_url, store, fast_game
+):
+    """A hand launch on a FAILED task is refused with one clear line and materializes nothing
+    (the partition is not marked failed); with otf/retry=true the task runs again, as the
+    next attempt, keeping its checkpoint."""
     apply_test_types(store, poll=1.0)
     store.schedule_task(T, "0029999999", datetime.now(UTC))
     [claimed] = store.claim_ready()
-    tags = {TAG_ATTEMPT: "1"}
-    result, _ = run_job(db_url, fast_game, claimed.task.task_id, tags)  # unknown game: FAILED
+    tid = claimed.task.task_id
+    result, _, _ = run_job(db_url, fast_game, tid, {TAG_ATTEMPT: "1"})  # unknown game: FAILED
     assert not result.success
-    assert store.get_task(claimed.task.task_id).state == TaskState.FAILED
-    again, _ = run_job(db_url, fast_game, claimed.task.task_id)  # by hand, on a FAILED task
-    assert not again.success
-    failure = [e for e in again.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE][0]
-    assert "cannot be started by hand" in failure.event_specific_data.user_failure_data.description
+    failed = store.get_task(tid)
+    assert failed.state == TaskState.FAILED and "unknown game" in failed.last_error
+
+    again, _, messages = run_job(db_url, fast_game, tid)  # by hand, on a FAILED task: refused
+    assert again.success and again.asset_materializations_for_node("game_boxscore") == []
+    assert any("cannot be started by hand" in m and TAG_RETRY in m for m in messages)
+    assert store.get_task(tid).state == TaskState.FAILED
+
+    retried, _, _ = run_job(db_url, fast_game, tid, {TAG_RETRY: "true"})
+    assert not retried.success  # the game is still unknown to the feed
+    task = store.get_task(tid)
+    assert task.attempt == 2 and task.state == TaskState.FAILED
+    history = [(h["service"], h["state"], h["previous_state"]) for h in store.state_history(tid)]
+    assert ("task", "SCHEDULED", "FAILED") in history

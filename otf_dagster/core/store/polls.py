@@ -24,7 +24,8 @@ EVENTS_LOCK_KEY = 0x07F0_0002
 _EVENT_COLUMNS = ("task_id", "task_runner_id", "task_type", "task_seq", "kind", "payload")
 
 EventRow = tuple[str, str, str, EventRecord]  # (task_id, task_runner_id, task_type, event)
-FollowUp = tuple[str, str, datetime]  # (task type, external key, scheduled at)
+# (task type, external key, scheduled at, params)
+FollowUp = tuple[str, str, datetime, dict[str, Any]]
 
 
 def record_poll(
@@ -67,10 +68,12 @@ def record_poll(
         overall = finish_service(c, task_id, attempt, RUNNER_SERVICE, finish, reason, detail)
     if events:
         copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
-    for ftype, fkey, fat in follow_ups:
-        if task_types.lock_live(c, ftype):  # a follow-up of a deleted type is skipped
+    for ftype, fkey, fat, fparams in follow_ups:
+        # A type must exist when one that schedules it is applied (core.task_types.apply); a
+        # follow-up of a type soft-deleted since then is skipped, never fatal.
+        if task_types.lock_live(c, ftype):
             scheduling.schedule_in(
-                c, ftype, [(fkey, fat, {})], parent_task_id=task_id, source=RUNNER_SERVICE
+                c, ftype, [(fkey, fat, fparams)], parent_task_id=task_id, source=RUNNER_SERVICE
             )
     return overall
 

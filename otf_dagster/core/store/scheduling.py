@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TASK_SERVICE, TaskState
+from otf_dagster.core import urls
+from otf_dagster.core.models import TASK_SERVICE, TaskState, key_problem
 from otf_dagster.core.store import task_types
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
@@ -35,8 +36,9 @@ def task_id_for(task_type: str, external_key: str) -> str:
 def check_items(items: Sequence[ScheduleItem]) -> None:
     """Refuse malformed items before any database work, naming the value."""
     for key, at, _ in items:
-        if not isinstance(key, str) or not 1 <= len(key) <= 200:
-            raise StoreError(f"external key {key!r} must be text of 1 to 200 characters")
+        problem = key_problem(key)
+        if problem:
+            raise StoreError(f"external key {str(key)[:60]!r} refused: {problem}")
         if not isinstance(at, datetime) or at.tzinfo is None:
             raise StoreError(
                 f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime"
@@ -53,13 +55,22 @@ def schedule_in(
 ) -> list[tuple[str, str]]:
     """Schedule ``items`` of one type in the caller's transaction: (task_id, outcome) each,
     outcome 'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
-    if not task_types.lock_live(c, task_type):
+    live = task_types.lock_live(c, task_type)
+    if live is None:
         raise UnknownTaskType(
             f"cannot schedule: task type {task_type!r} does not exist or is soft-deleted; "
             "see `otf task-types list`"
         )
+    needed = urls.required_params(live["url_template"])
     out = []
     for key, at, params in items:
+        missing = [n for n in needed if n not in params]
+        if missing:
+            raise StoreError(
+                f"cannot schedule {task_type} {str(key)[:60]!r}: its url_template "
+                f"{live['url_template']!r} needs param(s) {', '.join(missing)}; give them with "
+                f"--params '{{\"{missing[0]}\": ...}}'"
+            )
         row = c.execute(
             query("schedule_task"),
             {

@@ -7,7 +7,7 @@ several of them in one transaction can (``store.run(what, fn)``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,7 +17,13 @@ from otf_dagster.core.models import ClaimedTask, EventRecord, Task, TaskState, T
 from otf_dagster.core.store import polls, scheduling, task_types, transitions
 from otf_dagster.core.store.db import connect, translated_errors
 from otf_dagster.core.store.queries import query
-from otf_dagster.exceptions import DatabaseUnavailable, StoreError, UnknownTask, UnknownTaskType
+from otf_dagster.exceptions import (
+    DatabaseUnavailable,
+    InvalidTaskType,
+    StoreError,
+    UnknownTask,
+    UnknownTaskType,
+)
 
 T = TypeVar("T")
 
@@ -77,12 +83,29 @@ class TaskStore:
         """Create or update a task type (un-deleting it); True if created."""
         return self.run(f"apply task type {tt.name!r}", lambda c: task_types.upsert(c, tt))
 
-    def apply_task_types(self, types: Iterable[TaskType]) -> list[tuple[str, bool]]:
-        """Apply several types in one transaction: all or nothing."""
+    def apply_task_types(
+        self,
+        types: Iterable[TaskType],
+        *,
+        references: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[tuple[str, bool]]:
+        """Apply several types in one transaction: all or nothing. ``references`` (type name ->
+        the types it schedules) are checked after the writes: each must be a live type, one of
+        these or one already there, or nothing is applied."""
         types = list(types)
-        return self.run(
-            "apply task types", lambda c: [(tt.name, task_types.upsert(c, tt)) for tt in types]
-        )
+
+        def work(c: psycopg.Connection) -> list[tuple[str, bool]]:
+            out = [(tt.name, task_types.upsert(c, tt)) for tt in types]
+            for name, refs in (references or {}).items():
+                for ref in refs:
+                    if not task_types.lock_live(c, ref):
+                        raise InvalidTaskType(
+                            f"task type {name!r} schedules tasks of type {ref!r}, which does not "
+                            "exist or is soft-deleted; apply it in the same file or first"
+                        )
+            return out
+
+        return self.run("apply task types", work)
 
     def get_task_type(self, name: str, *, include_deleted: bool = False) -> TaskType:
         row = self.run("read task type", lambda c: task_types.get_row(c, name))
@@ -219,6 +242,12 @@ class TaskStore:
         """Start ``task_id`` from a hand-launched runner (see the ``adopt`` query)."""
         return self.run(
             f"adopt task {task_id!r}", lambda c: transitions.adopt(c, task_id, run_id, source)
+        )
+
+    def retry(self, task_id: str, reason: str, *, source: str = "manual") -> Task:
+        """Schedule a FAILED or CANCELLED task again, now, on purpose (checkpoint kept)."""
+        return self.run(
+            f"retry task {task_id!r}", lambda c: transitions.retry(c, task_id, reason, source)
         )
 
     def set_run_id(self, task_id: str, attempt: int, run_id: str) -> None:

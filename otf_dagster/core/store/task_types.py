@@ -15,6 +15,7 @@ def upsert(c: psycopg.Connection, tt: TaskType) -> bool:
     """Create or update (un-deleting) one type; True if created."""
     params = tt.to_dict()
     params["params"] = Jsonb(tt.params)
+    params["spawn"] = Jsonb(tt.spawn) if tt.spawn is not None else None
     params["required_services"] = list(tt.required_services)
     return bool(c.execute(query("upsert_task_type"), params).fetchone()["inserted"])
 
@@ -39,6 +40,7 @@ def soft_delete(c: psycopg.Connection, name: str) -> bool:
     return c.execute(query("soft_delete_task_type"), {"name": name}).fetchone() is not None
 
 
-def lock_live(c: psycopg.Connection, name: str) -> bool:
-    """FOR SHARE on a live type: a concurrent soft delete waits for the caller's commit."""
-    return c.execute(query("lock_live_task_type"), {"name": name}).fetchone() is not None
+def lock_live(c: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    """FOR SHARE on a live type (a concurrent soft delete waits for the caller's commit): its
+    name and url_template, or None when it does not exist or is soft-deleted."""
+    return c.execute(query("lock_live_task_type"), {"name": name}).fetchone()

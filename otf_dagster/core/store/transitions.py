@@ -132,3 +132,26 @@ def fenced(
         is None
     ):
         raise refusal(c, task_id, name.replace("_", " "), TaskState.STARTED, attempt)
+
+
+def retry(c: psycopg.Connection, task_id: str, reason: str, source: str) -> Task:
+    """FAILED or CANCELLED -> SCHEDULED (now), the checkpoint kept, the reason in its history."""
+    row = c.execute(query("retry"), {"task_id": task_id}).fetchone()
+    if row is None:
+        cur = c.execute("SELECT state FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+        if cur is None:
+            raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+        raise StaleTransition(
+            f"task {task_id!r} is {cur['state']}: only a FAILED or CANCELLED task can be retried"
+        )
+    log_state(
+        c,
+        task_id=task_id,
+        attempt=row["attempt"],
+        service=TASK_SERVICE,
+        state=TaskState.SCHEDULED,
+        previous_state=row["previous_state"],
+        source=source,
+        detail=Jsonb({"retry": True, "reason": reason}),
+    )
+    return Task.from_row(row)

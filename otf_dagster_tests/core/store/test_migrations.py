@@ -96,7 +96,9 @@ def test_timescale_branch_is_guarded_and_complete():
     [
         "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds) VALUES ('A_B', 'x', '/{key}', 0)",
         "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds) VALUES ('bad name', 'x', '/{key}', 1)",
-        "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds) VALUES ('A_B', 'x', '/nokey', 1)",
+        "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds, min_poll_interval_seconds) VALUES ('A_B', 'x', '/{key}', 1, 2)",
+        "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds, max_poll_interval_seconds) VALUES ('A_B', 'x', '/{key}', 5, 2)",
+        "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds, spawn) VALUES ('A_B', 'x', '/{key}', 5, '[1]')",
         "INSERT INTO task_types (name, handler, url_template, poll_interval_seconds, max_attempts) VALUES ('A_B', 'x', '/{key}', 1, 0)",
         "INSERT INTO task_states (task_id, state) VALUES ('t', 'DONE')",
         "INSERT INTO task_events (task_id, task_runner_id, task_type, task_seq, kind) VALUES ('t', 'r', 'T', 0, 'x')",

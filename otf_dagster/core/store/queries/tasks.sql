@@ -96,3 +96,25 @@ RETURNING task_id;
 UPDATE tasks SET heartbeat_at = now()
 WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
 RETURNING task_id;
+
+-- name: retry
+-- A FAILED or CANCELLED task scheduled again on purpose, now: its checkpoint is kept (the next
+-- runner continues the event stream), its services start over (their history stays), and its
+-- deadline counts from now. The claim gives it the next attempt.
+WITH before AS (
+    SELECT task_id, state FROM tasks
+    WHERE task_id = %(task_id)s AND state IN ('FAILED', 'CANCELLED')
+    FOR UPDATE
+), moved AS (
+    UPDATE tasks t
+    SET state = 'SCHEDULED', scheduled_at = now(), run_id = NULL, last_error = NULL,
+        finished_at = NULL, heartbeat_at = NULL, updated_at = now(),
+        -- the errors that failed it do not count against the retry
+        checkpoint = t.checkpoint || jsonb_build_object('consecutive_errors', 0)
+    FROM before b
+    WHERE t.task_id = b.task_id
+    RETURNING t.*, b.state AS previous_state
+), cleared AS (
+    DELETE FROM task_service_states ss USING moved m WHERE ss.task_id = m.task_id
+)
+SELECT * FROM moved;
