@@ -158,3 +158,76 @@ class StaticFeed:
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+class ScriptedFeed:
+    """A JSON endpoint on 127.0.0.1 serving a scripted sequence of documents per path.
+
+    Without a clock, each request to a path gets the next document (the last one repeats).
+    With ``clock`` (seconds; e.g. a FileClock's ``t`` shared with a runner process), the
+    document is the one of the clock's step since ``t0``: ``(clock() - t0) // step``, so a
+    killed and resumed runner sees the same feed an uninterrupted one does. A ``bytes``
+    document is sent as it is (a body that is not JSON). Requests are recorded as
+    (path, headers).
+    """
+
+    def __init__(
+        self,
+        clock: Any = None,
+        t0: float = 0.0,
+        step: float = 10.0,
+    ) -> None:
+        self.scripts: dict[str, list[Any]] = {}
+        self.served: dict[str, int] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.clock, self.t0, self.step = clock, t0, step
+        self._lock = threading.Lock()
+        feed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                status, body = feed._answer(self.path, dict(self.headers))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def script(self, path: str, docs: list[Any]) -> None:
+        self.scripts[path] = list(docs)
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    def _answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests.append((path, headers))
+            docs = self.scripts.get(path)
+            if not docs:
+                return 404, b'{"error": "no such document"}'
+            if self.clock is None:
+                index = self.served.get(path, 0)
+                self.served[path] = index + 1
+            else:
+                index = int((self.clock() - self.t0) // self.step)
+            doc = docs[max(0, min(index, len(docs) - 1))]
+        return 200, doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+
+    def __enter__(self) -> ScriptedFeed:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"

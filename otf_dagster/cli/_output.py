@@ -71,3 +71,16 @@ def parse_time(value: str, option: str) -> datetime:
             f"{option} {value!r} has no time zone; add Z (UTC) or an offset such as -05:00"
         )
     return at
+
+
+def parse_json_object(value: str | None, option: str) -> dict[str, Any]:
+    """A JSON object from a command-line option ({} when absent), or one clear error."""
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise StoreError(f"{option} is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(parsed, dict):
+        raise StoreError(f"{option} must be a JSON object, not {type(parsed).__name__}")
+    return parsed

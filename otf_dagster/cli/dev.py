@@ -88,6 +88,7 @@ def dev(
     click.echo(f"migrations: {', '.join(applied) or 'up to date'}")
     with TaskStore(task_url) as store:
         task_types.apply(store, task_types.load_file(task_types.DEFAULTS_FILE))
+        task_types.apply(store, task_types.load_file(task_types.EXAMPLES_FILE))
 
     home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,14 @@ def dev(
 
         tz = os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE)
         today = datetime.now(ZoneInfo(tz)).date().isoformat()
+        with TaskStore(task_url) as store:  # a generic-handler task beside the box scores
+            watch, _ = store.schedule_task(
+                "SCOREBOARD_WATCH",
+                today.replace("-", ""),
+                datetime.now(ZoneInfo(tz)),
+                source="otf dev",
+            )
+        click.echo(f"watching the day's scoreboard as task {watch}")
         click.echo(f"materializing game_schedule for {today} ...")
         subprocess.run(
             [

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import uuid
+from collections import Counter
+
 import click
 
-from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
+from otf_dagster.cli._output import (
+    emit_object,
+    emit_rows,
+    parse_json_object,
+    parse_time,
+    to_json,
+)
 from otf_dagster.core.models import TaskState
+from otf_dagster.core.runner import PollReport, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
+from otf_dagster.exceptions import StaleTransition
+from otf_dagster.handlers import Markdown, Outcome
 from otf_dagster.local import embedded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -22,12 +37,20 @@ def tasks() -> None:
 @click.option("--type", "task_type", required=True, help="Task type name, e.g. NBA_GAME_BOXSCORE.")
 @click.option("--key", required=True, help="External key, e.g. a game id.")
 @click.option("--at", "at", required=True, help="When it becomes ready (ISO time with zone).")
+@click.option(
+    "--params",
+    "params_json",
+    default=None,
+    help='The task\'s params as a JSON object, e.g. \'{"date": "20261127"}\' (for the '
+    "{params.NAME} placeholders of the type's url_template).",
+)
 @json_option
-def schedule(task_type: str, key: str, at: str, as_json: bool) -> None:
+def schedule(task_type: str, key: str, at: str, params_json: str | None, as_json: bool) -> None:
     """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time)."""
     when = parse_time(at, "--at")
+    params = parse_json_object(params_json, "--params")
     with TaskStore(embedded.resolve_task_url()) as store:
-        task_id, outcome = store.schedule_task(task_type, key, when, source="cli")
+        task_id, outcome = store.schedule_task(task_type, key, when, params=params, source="cli")
     if as_json:
         click.echo(to_json({"task_id": task_id, "outcome": outcome, "scheduled_at": when}))
     else:
@@ -76,3 +99,88 @@ def show(task_id: str, as_json: bool) -> None:
     events = sum(1 for e in entries if e["type"] == "event")
     click.echo(f"\ntimeline ({events} events):")
     emit_rows(entries, False, ["time", "type", "summary"])
+
+
+@tasks.command("run")
+@click.argument("task_id")
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run as this (current, STARTED) attempt instead of taking the task as a new one.",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    metavar="URL",
+    help="Feed base URL (default: OTF_FEED_BASE_URL, else each type's own).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per poll (JSON lines).")
+def run_cmd(task_id: str, attempt: int | None, base_url: str | None, as_json: bool) -> None:
+    """Run TASK_ID's TaskRunner here, in the foreground, printing each poll: the same code a
+    Dagster run executes. It takes the task as a new attempt (fencing any other runner out),
+    as a hand-launched run does; Ctrl-C stops it (the Task Manager re-launches the task once
+    its heartbeat is stale)."""
+    run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    with TaskStore(embedded.resolve_task_url(), application_name="otf-cli-run") as store:
+        if attempt is None:
+            attempt = store.adopt(task_id, run_id, source="cli").attempt
+        click.echo(f"running {task_id} as attempt {attempt} (run {run_id}); Ctrl-C stops", err=True)
+
+        def on_poll(report: PollReport) -> None:
+            click.echo(
+                json.dumps(_poll_dict(report), default=str) if as_json else _poll_line(report)
+            )
+
+        runner = TaskRunner(
+            store,
+            task_id,
+            attempt,
+            run_id,
+            feed_base_url=base_url or os.environ.get("OTF_FEED_BASE_URL"),
+            on_poll=on_poll,
+        )
+        try:
+            outcome = runner.run()
+        except KeyboardInterrupt:
+            click.echo(f"stopped; {task_id} stays STARTED at attempt {attempt}", err=True)
+            sys.exit(130)
+    if outcome.state is None:
+        raise StaleTransition(f"fenced out: {outcome.reason}")
+    line = f"{task_id} {outcome.state} after {outcome.polls} poll(s), {outcome.events} event(s)"
+    click.echo(line + (f": {outcome.reason}" if outcome.reason else ""), err=as_json)
+    if outcome.state == TaskState.FAILED:
+        sys.exit(1)
+
+
+@tasks.command("retry")
+@click.argument("task_id")
+@click.option("--reason", default="retried by hand", show_default=True, help="Kept in its history.")
+def retry_cmd(task_id: str, reason: str) -> None:
+    """Schedule a FAILED or CANCELLED task again, now: the Task Manager claims it as the next
+    attempt, and its runner resumes from the checkpoint (its events continue)."""
+    with TaskStore(embedded.resolve_task_url()) as store:
+        task = store.retry(task_id, reason, source="cli")
+    click.echo(f"scheduled {task.task_id} again at {task.scheduled_at.isoformat()}")
+
+
+def _poll_dict(report: PollReport) -> dict:
+    return {
+        "poll": report.poll,
+        "outcome": str(report.outcome),
+        "error": report.error,
+        "events": [
+            {"task_seq": e.task_seq, "kind": e.kind, "payload": e.payload} for e in report.events
+        ],
+        "display": {k: str(v) for k, v in report.display.items() if not isinstance(v, Markdown)},
+    }
+
+
+def _poll_line(report: PollReport) -> str:
+    if report.error:
+        return f"poll {report.poll}: error: {report.error}"
+    kinds = Counter(e.kind for e in report.events)
+    what = ", ".join(f"{k} x{n}" if n > 1 else k for k, n in kinds.items()) or "no change"
+    shown = [f"{k}={v}" for k, v in report.display.items() if not isinstance(v, Markdown)]
+    done = "" if report.outcome == Outcome.CONTINUE else f" [{report.outcome}]"
+    return f"poll {report.poll}: {what}{done}" + (f" | {' '.join(shown)}" if shown else "")

@@ -29,6 +29,8 @@ MAX_URL_LENGTH = 2000
 _FIELDS = set(TaskType.__dataclass_fields__) - {"created_at", "updated_at", "deleted_at"}
 # Package data (importlib.resources), so an installed wheel has it as a checkout does.
 DEFAULTS_FILE = Path(str(resources.files("otf_dagster.defaults").joinpath("task_types.yaml")))
+# Types on the generic handler (http.json), applied by `otf dev`.
+EXAMPLES_FILE = Path(str(resources.files("otf_dagster.defaults").joinpath("examples.yaml")))
 
 
 def validate(spec: Mapping[str, Any]) -> TaskType:

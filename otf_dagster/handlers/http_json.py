@@ -7,7 +7,7 @@ params:
 - ``fail_when`` (optional): the task fails when it holds (checked first);
 - ``track`` (optional, name -> expression): each change of a tracked value between polls is
   one event of kind ``changed`` with ``name``, ``old`` and ``new`` (the first poll records the
-  initial values with ``old: null``);
+  initial values with ``old: null``); the events of one poll come in name order;
 - ``headers`` (optional, name -> value): request headers; ``${VAR}`` in a value is read from
   the runner's environment at each poll, so secrets stay in the environment, never stored
   or logged. A header that looks like a credential must use ``${VAR}``.
@@ -91,9 +91,9 @@ class HttpJsonHandler:
         params = ctx.task_type.params
         doc = ctx.client.get_json(ctx.url, headers=_headers(params.get("headers") or {}))
         track = params.get("track") or {}
-        values = {
-            name: storable(search(expr, doc, f"params.track.{name}"), f"params.track.{name}")
-            for name, expr in track.items()
+        values = {  # in name order: the stored params (jsonb) keep no order of their own
+            name: storable(search(track[name], doc, f"params.track.{name}"), f"params.track.{name}")
+            for name in sorted(track)
         }
         before = (ctx.state or {}).get("tracked") if ctx.state else None
         events = []
