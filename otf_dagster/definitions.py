@@ -11,18 +11,21 @@ import os
 
 import dagster as dg
 
+from otf_dagster.core.manager import Settings
+from otf_dagster.core.models import RUNNER_MODES
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_day_partitions
+from otf_dagster.defs.pools import runner_pool_job
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.defs.schedules import DEFAULT_CRON, build_daily_schedule
 from otf_dagster.defs.sensors import (
     DEFAULT_CLAIM_LIMIT,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_INTERVAL_SECONDS,
+    build_failure_sensor,
     build_task_manager,
-    runner_failure_sensor,
 )
 from otf_dagster.exceptions import ConfigError
 
@@ -47,18 +50,35 @@ def build_definitions(
     sensor_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
     claim_limit: int = DEFAULT_CLAIM_LIMIT,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    runner_mode: str = "run",
+    pool_size: int = 500,
+    lease_seconds: float = 120.0,
+    pool_stale_seconds: float = 60.0,
     task_store: TaskStoreResource | None = None,
     feeds: FeedResource | None = None,
 ) -> dg.Definitions:
+    if runner_mode not in RUNNER_MODES:
+        raise ConfigError(
+            f"OTF_RUNNER_MODE={runner_mode!r} is not a runner mode; use one of "
+            f"{', '.join(RUNNER_MODES)}"
+        )
+    settings = Settings(
+        claim_limit=claim_limit,
+        grace_seconds=grace_seconds,
+        default_mode=runner_mode,
+        pool_capacity=pool_size,
+        lease_seconds=lease_seconds,
+        pool_stale_seconds=pool_stale_seconds,
+    )
     days = game_day_partitions(timezone)
     schedule_job = build_game_schedule_job(days)
     return dg.Definitions(
         assets=[build_game_schedule(days), game_boxscore],
-        jobs=[task_runner_job, schedule_job],
+        jobs=[task_runner_job, runner_pool_job, schedule_job],
         schedules=[build_daily_schedule(schedule_job, timezone, cron)],
         sensors=[
-            build_task_manager(sensor_interval_seconds, claim_limit, grace_seconds),
-            runner_failure_sensor,
+            build_task_manager(sensor_interval_seconds, settings),
+            build_failure_sensor(settings),
         ],
         resources={
             "task_store": task_store
@@ -80,4 +100,7 @@ def defs() -> dg.Definitions:
         sensor_interval_seconds=_int("OTF_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS),
         claim_limit=_int("OTF_CLAIM_LIMIT", DEFAULT_CLAIM_LIMIT),
         grace_seconds=float(_int("OTF_RUN_GRACE_SECONDS", int(DEFAULT_GRACE_SECONDS))),
+        runner_mode=os.environ.get("OTF_RUNNER_MODE", "run"),
+        pool_size=_int("OTF_POOL_SIZE", 500),
+        lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
     )

@@ -178,6 +178,7 @@ class ScriptedFeed:
         step: float = 10.0,
     ) -> None:
         self.scripts: dict[str, list[Any]] = {}
+        self.holds: dict[str, threading.Event] = {}
         self.served: dict[str, int] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.clock, self.t0, self.step = clock, t0, step
@@ -202,10 +203,16 @@ class ScriptedFeed:
     def script(self, path: str, docs: list[Any]) -> None:
         self.scripts[path] = list(docs)
 
+    def hold(self, path: str, release: threading.Event) -> None:
+        """Answer requests for ``path`` only once ``release`` is set (a feed that hangs)."""
+        self.holds[path] = release
+
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
 
     def _answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if path in self.holds:
+            self.holds[path].wait()
         with self._lock:
             self.requests.append((path, headers))
             docs = self.scripts.get(path)
@@ -224,6 +231,8 @@ class ScriptedFeed:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for release in self.holds.values():
+            release.set()
         self.server.shutdown()
         self.server.server_close()
 

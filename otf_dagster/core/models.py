@@ -40,6 +40,7 @@ def key_problem(key: object) -> str | None:
     return None
 
 
+RUNNER_MODES = ("run", "pool")
 RUNNER_SERVICE = "runner"
 TASK_SERVICE = "task"  # the service name of the task's own lifecycle rows in task_states
 
@@ -66,6 +67,7 @@ class TaskType:
     required_services: tuple[str, ...] = (RUNNER_SERVICE,)
     params: dict[str, Any] = field(default_factory=dict)
     spawn: dict[str, Any] | None = None
+    runner: str | None = None  # "run" | "pool" | None: the deployment's default
     description: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -82,6 +84,10 @@ class TaskType:
         d = asdict(self)
         d["required_services"] = list(self.required_services)
         return d
+
+    def mode(self, default: str) -> str:
+        """How its tasks run: 'run' (a Dagster run each) or 'pool' (hosted by a runner pool)."""
+        return self.runner or default
 
     def poll_bounds(self) -> tuple[float, float]:
         """(shortest, longest) delay a handler may ask for between polls."""
@@ -104,6 +110,8 @@ class Task:
     checkpoint: dict[str, Any] | None = None
     last_error: str | None = None
     parent_task_id: str | None = None
+    deployment_id: str | None = None  # the deployment that launched the current attempt
+    pool_id: str | None = None  # the runner pool hosting it, in pool mode
     created_at: datetime | None = None
     updated_at: datetime | None = None
     started_at: datetime | None = None
@@ -126,6 +134,8 @@ class Task:
             checkpoint=get("checkpoint"),
             last_error=get("last_error"),
             parent_task_id=get("parent_task_id"),
+            deployment_id=get("deployment_id"),
+            pool_id=get("pool_id"),
             created_at=get("created_at"),
             updated_at=get("updated_at"),
             started_at=get("started_at"),
@@ -142,6 +152,7 @@ class ClaimedTask:
 
     task: Task
     task_type: TaskType
+    matchup: str | None = None  # "ORL @ BOS", from the task's params, for run tags
 
 
 @dataclass(frozen=True)

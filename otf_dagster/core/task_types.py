@@ -14,7 +14,7 @@ import yaml
 
 from otf_dagster import handlers
 from otf_dagster.core import urls
-from otf_dagster.core.models import RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
+from otf_dagster.core.models import RUNNER_MODES, RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import InvalidTaskType
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
@@ -131,6 +131,12 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     params = spec.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise InvalidTaskType(f"{label}: params must be a mapping, got {params!r}")
+    runner = spec.get("runner")
+    if runner is not None and runner not in RUNNER_MODES:
+        raise InvalidTaskType(
+            f"{label}: runner must be one of {', '.join(RUNNER_MODES)} (or left out for the "
+            f"deployment's default, OTF_RUNNER_MODE), got {runner!r}"
+        )
     description = spec.get("description", "") or ""
     if not isinstance(description, str):
         raise InvalidTaskType(f"{label}: description must be text, got {description!r}")
@@ -146,6 +152,7 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
         required_services=tuple(dict.fromkeys(services)),
         params=dict(params),
         spawn=spawn.check(spec.get("spawn"), label),
+        runner=runner,
         description=description,
         **ints,
     )

@@ -10,6 +10,7 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
+from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
@@ -133,7 +134,8 @@ def _hand_launch(context: dg.AssetExecutionContext, store: TaskStore, task_id: s
     if context.run.tags.get(TAG_RETRY, "").lower() == "true":
         store.retry(task_id, f"hand launch {context.run_id} with {TAG_RETRY}=true")
     try:
-        attempt = store.adopt(task_id, context.run_id).attempt
+        deployment = deployment_of(context.instance).id
+        attempt = store.adopt(task_id, context.run_id, deployment=deployment).attempt
     except StaleTransition as exc:
         context.log.error(
             "%s; nothing was run. To run it again on purpose, launch with the tag %s=true "

@@ -22,11 +22,15 @@ class TaskStoreResource(dg.ConfigurableResource):
         description="postgresql:// URL of the task database (OTF_DATABASE_URL)."
     )
 
-    @contextmanager
-    def open(self, application_name: str = "otf-dagster") -> Iterator[TaskStore]:
+    def url(self) -> str:
+        """The task database's libpq URL."""
         if not self.database_url:
             raise ConfigError("OTF_DATABASE_URL is empty; set it to the task database's URL")
-        store = TaskStore(libpq_url(self.database_url), application_name=application_name)
+        return libpq_url(self.database_url)
+
+    @contextmanager
+    def open(self, application_name: str = "otf-dagster") -> Iterator[TaskStore]:
+        store = TaskStore(self.url(), application_name=application_name)
         try:
             yield store
         finally:

@@ -1,18 +1,21 @@
-"""The Task Manager (a sensor) and the runner failure sensor: thin adapters over manager.py."""
+"""The Task Manager (a sensor) and the failure sensor: thin adapters over ``core/manager.py``."""
+
+from __future__ import annotations
 
 import contextlib
 
 import dagster as dg
 
 from otf_dagster.core import manager
+from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.jobs import task_runner_job
 from otf_dagster.defs.partitions import task_partitions
+from otf_dagster.defs.pools import RUNNER_POOL_JOB, pool_run_config, runner_pool_job
 from otf_dagster.defs.resources import TaskStoreResource
 
 DEFAULT_INTERVAL_SECONDS = 15
 DEFAULT_CLAIM_LIMIT = 500
 DEFAULT_GRACE_SECONDS = 60.0
-
 
 LOOKUP_CHUNK = 500
 
@@ -67,76 +70,118 @@ def _result(
 ) -> dg.SensorResult:
     for task_id, reason in report.failed:
         context.log.warning("task %s FAILED: %s", task_id, reason)
-    for launch in report.launches:
-        if launch.reason != "claimed":
-            context.log.info(
-                "task %s attempt %d: %s", launch.task_id, launch.attempt, launch.reason
-            )
-    if not report.launches:
+    for task_id, attempt, why in report.relaunched:
+        context.log.info("task %s attempt %d: re-launched: %s", task_id, attempt, why)
+    for pool_id, why in report.failed_pools:
+        context.log.warning("pool %s FAILED: %s", pool_id, why)
+    for pool_id, task_ids in report.assigned.items():
+        context.log.info("pool %s takes %d task(s)", pool_id, len(task_ids))
+    if report.claimed:
+        context.log.info(
+            "claimed %d task(s): %d run(s) launched, %d to pools, %d new pool(s)",
+            report.claimed,
+            len(report.launches),
+            sum(len(v) for v in report.assigned.values()),
+            len(report.pool_launches),
+        )
+    requests = [
+        dg.RunRequest(
+            run_key=launch.run_key,
+            job_name=task_runner_job.name,
+            partition_key=launch.task_id,
+            tags=launch.tags,
+        )
+        for launch in report.launches
+    ] + [
+        dg.RunRequest(
+            run_key=pool.run_key,
+            job_name=RUNNER_POOL_JOB,
+            run_config=pool_run_config(pool.pool_id, pool.capacity),
+            tags=pool.tags,
+        )
+        for pool in report.pool_launches
+    ]
+    if not requests and not report.partitions:
         why = f"{what}: no ready tasks" + (
             f"; {len(report.failed)} failed" if report.failed else ""
         )
         return dg.SensorResult(skip_reason=dg.SkipReason(why))
-    keys = list(dict.fromkeys(launch.task_id for launch in report.launches))
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=launch.run_key, partition_key=launch.task_id, tags=launch.tags)
-            for launch in report.launches
-        ],
-        dynamic_partitions_requests=[task_partitions.build_add_request(keys)],
+        run_requests=requests,
+        dynamic_partitions_requests=[task_partitions.build_add_request(report.partitions)]
+        if report.partitions
+        else [],
     )
 
 
 def build_task_manager(
     interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
-    claim_limit: int = DEFAULT_CLAIM_LIMIT,
-    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    settings: manager.Settings | None = None,
 ) -> dg.SensorDefinition:
+    settings = settings or manager.Settings()
+
     @dg.sensor(
         name="task_manager",
-        job=task_runner_job,
+        jobs=[task_runner_job, runner_pool_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "The Task Manager: claims ready tasks (SCHEDULED -> STARTED, SKIP LOCKED) and launches "
-            "one runner per task; re-launches or fails tasks whose runner was lost."
+            "The Task Manager: claims ready tasks (SCHEDULED -> STARTED, SKIP LOCKED) and "
+            "launches one runner per task, or assigns them to runner pools; re-launches or "
+            "fails tasks whose runner was lost; renews this deployment's lease."
         ),
     )
     def task_manager(
         context: dg.SensorEvaluationContext, task_store: TaskStoreResource
     ) -> dg.SensorResult:
+        deployment = deployment_of(context.instance)
         with task_store.open("otf-task-manager") as store:
-            report = manager.reconcile(
-                store, run_lookup(context.instance), grace_seconds=grace_seconds
+            report = manager.tick(
+                store,
+                run_lookup(context.instance),
+                deployment=deployment,
+                settings=settings,
             )
             cancel_stale_runs(context.instance, report.stale_runs)
-            report.launches.extend(manager.claim(store, claim_limit, source="task_manager"))
         return _result(report, context, "task_manager")
 
     return task_manager
 
 
-@dg.run_failure_sensor(
-    name="runner_failure_sensor",
-    monitored_jobs=[task_runner_job],
-    request_job=task_runner_job,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "A runner run failed and Dagster will not retry it: re-launch its task (next attempt) "
-        "or record it FAILED once the type's attempts are spent."
-    ),
-)
-def runner_failure_sensor(context: dg.RunFailureSensorContext, task_store: TaskStoreResource):
-    run = context.dagster_run
-    task_id = run.tags.get(manager.TAG_TASK_ID)
-    attempt = run.tags.get(manager.TAG_ATTEMPT)
-    if task_id is None or attempt is None:
-        return dg.SkipReason(
-            f"run {run.run_id} was launched by hand; the Task Manager reconciles it"
-        )
-    info = _info(run)
-    if info.will_retry:
-        return dg.SkipReason(f"run {run.run_id} of {task_id}: Dagster will retry it")
-    with task_store.open("otf-failure-sensor") as store:
-        report = manager.handle_failed_run(store, task_id, int(attempt), info)
-    return _result(report, context, "runner_failure_sensor")
+def build_failure_sensor(settings: manager.Settings | None = None) -> dg.SensorDefinition:
+    settings = settings or manager.Settings()
+
+    @dg.run_failure_sensor(
+        name="runner_failure_sensor",
+        monitored_jobs=[task_runner_job, runner_pool_job],
+        request_jobs=[task_runner_job, runner_pool_job],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "A runner or pool run failed and Dagster will not retry it: re-launch its task "
+            "(next attempt) or record it FAILED once the type's attempts are spent; a failed "
+            "pool's tasks are re-launched on the next tick."
+        ),
+    )
+    def runner_failure_sensor(context: dg.RunFailureSensorContext, task_store: TaskStoreResource):
+        run = context.dagster_run
+        info = _info(run)
+        pool_id = run.tags.get(manager.TAG_POOL_ID)
+        task_id = run.tags.get(manager.TAG_TASK_ID)
+        attempt = run.tags.get(manager.TAG_ATTEMPT)
+        if info.will_retry:
+            return dg.SkipReason(f"run {run.run_id}: Dagster will retry it")
+        deployment = deployment_of(context.instance)
+        with task_store.open("otf-failure-sensor") as store:
+            if pool_id is not None:
+                report = manager.handle_failed_pool(store, pool_id, info, deployment=deployment)
+            elif task_id is None or attempt is None:
+                return dg.SkipReason(
+                    f"run {run.run_id} was launched by hand; the Task Manager reconciles it"
+                )
+            else:
+                report = manager.handle_failed_run(
+                    store, task_id, int(attempt), info, deployment=deployment, settings=settings
+                )
+        return _result(report, context, "runner_failure_sensor")
+
+    return runner_failure_sensor

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from otf_dagster.feeds.http import FeedClient
 
 
 class Clients:
-    """FeedClients by base URL, created on first use; thread-safe."""
+    """FeedClients by base URL, created on first use; thread-safe. With ``per_host``, at most
+    that many requests are in flight to one host at a time (a runner pool's thousands of
+    tasks never hit a feed all at once); the others wait their turn."""
 
-    def __init__(self, *, timeout: tuple[float, float] = (3.05, 10.0), pool_maxsize: int = 8):
+    def __init__(
+        self,
+        *,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        pool_maxsize: int = 8,
+        per_host: int | None = None,
+    ) -> None:
         self.timeout = timeout
-        self.pool_maxsize = pool_maxsize
+        self.pool_maxsize = max(pool_maxsize, per_host or 0)
+        self.per_host = per_host
         self._clients: dict[str, FeedClient] = {}
+        self._limits: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
     def for_base(self, base_url: str) -> FeedClient:
@@ -24,6 +35,10 @@ class Clients:
             client = self._clients.get(base_url)
             if client is None:
                 client = FeedClient(base_url, timeout=self.timeout, pool_maxsize=self.pool_maxsize)
+                if self.per_host:
+                    host = urlsplit(base_url).netloc
+                    limit = self._limits.setdefault(host, threading.BoundedSemaphore(self.per_host))
+                    client = _Limited(client, limit)
                 self._clients[base_url] = client
             return client
 
@@ -38,6 +53,30 @@ class Clients:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Limited:
+    """A FeedClient whose requests take a permit of their host's semaphore."""
+
+    def __init__(self, client: FeedClient, limit: threading.BoundedSemaphore) -> None:
+        self.client = client
+        self.limit = limit
+        self.base_url = client.base_url
+
+    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
+        return self.client.url_for(url_or_path, params)
+
+    def get_json(
+        self,
+        url_or_path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        with self.limit:
+            return self.client.get_json(url_or_path, params, headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class PollClient:

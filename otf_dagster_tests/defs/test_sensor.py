@@ -15,7 +15,6 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.resources import TaskStoreResource
-from otf_dagster.defs.sensors import runner_failure_sensor
 from otf_dagster_tests.core.store.test_claim_race import seed_ready_tasks
 
 T = "NBA_GAME_BOXSCORE"
@@ -188,7 +187,10 @@ def test_failure_sensor_relaunches_then_fails(db_url, store, default_types):
                     task_store=resources["task_store"]
                 ).get_repository_def(),
             ).for_run_failure()
-            result = runner_failure_sensor(context)
+            sensor = build_definitions(task_store=resources["task_store"]).get_sensor_def(
+                "runner_failure_sensor"
+            )
+            result = sensor(context)
             if expect == "relaunch":
                 [req] = result.run_requests
                 assert req.tags[manager.TAG_ATTEMPT] == str(attempt + 1)

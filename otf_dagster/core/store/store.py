@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from otf_dagster.core.models import ClaimedTask, EventRecord, Task, TaskState, TaskType
-from otf_dagster.core.store import polls, scheduling, task_types, transitions
-from otf_dagster.core.store.db import connect, translated_errors
+from otf_dagster.core.store import polls, pools, scheduling, task_types, transitions
+from otf_dagster.core.store.db import CONNECT_TIMEOUT_SECONDS, connect, translated_errors
 from otf_dagster.core.store.queries import query
 from otf_dagster.exceptions import (
     DatabaseUnavailable,
@@ -26,6 +28,7 @@ from otf_dagster.exceptions import (
 )
 
 T = TypeVar("T")
+POOL_WAIT_SECONDS = 30.0
 
 
 def utcnow() -> datetime:
@@ -33,12 +36,38 @@ def utcnow() -> datetime:
 
 
 class TaskStore:
-    """One connection to the task database; reconnects after the server went away."""
+    """One connection to the task database (reconnecting after the server went away), or,
+    made with :meth:`pooled`, a bounded pool of them shared by threads."""
 
     def __init__(self, url: str, *, application_name: str = "otf-store") -> None:
         self.url = url
         self.application_name = application_name
         self._conn: psycopg.Connection | None = None
+        self._pool: ConnectionPool | None = None
+
+    @classmethod
+    def pooled(cls, url: str, *, size: int = 8, application_name: str = "otf-pool") -> TaskStore:
+        """A store whose every call borrows a connection from a pool of at most ``size``
+        (psycopg_pool): many threads share it, each call one transaction."""
+        store = cls(url, application_name=application_name)
+        store._pool = ConnectionPool(
+            url,
+            min_size=min(2, size),
+            max_size=size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": application_name,
+            },
+            check=ConnectionPool.check_connection,
+            timeout=POOL_WAIT_SECONDS,
+            open=False,
+            name=application_name,
+        )
+        with translated_errors("open the connection pool"):
+            store._pool.open(wait=False)
+        return store
 
     # --- connection ------------------------------------------------------------------------
 
@@ -54,6 +83,8 @@ class TaskStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> TaskStore:
         return self
@@ -64,6 +95,13 @@ class TaskStore:
     def run(self, what: str, fn: Callable[[psycopg.Connection], T]) -> T:
         """``fn(conn)`` in one transaction, errors translated (``what`` names the operation in
         messages); a broken connection is dropped so the next call reconnects."""
+        if self._pool is not None:  # PoolTimeout is an OperationalError: DatabaseUnavailable
+            with (
+                translated_errors(what),
+                self._pool.connection() as conn,
+                conn.transaction(),
+            ):
+                return fn(conn)
         try:
             with translated_errors(what):
                 conn = self.conn
@@ -188,20 +226,30 @@ class TaskStore:
     # --- the claim and state changes -------------------------------------------------------
 
     def claim_ready(
-        self, limit: int = 500, *, now: datetime | None = None, source: str = "task_manager"
+        self,
+        limit: int = 500,
+        *,
+        now: datetime | None = None,
+        source: str = "task_manager",
+        deployment: str | None = None,
     ) -> list[ClaimedTask]:
         """Claim up to ``limit`` ready tasks: SCHEDULED, due, of a live type; exactly once across
-        any number of concurrent claimers."""
+        any number of concurrent claimers; recorded as launched by ``deployment``."""
         if limit <= 0:
             return []
         now = now or utcnow()
 
         def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
-            rows = transitions.claim_ready(c, now, limit, source)
+            rows = transitions.claim_ready(c, now, limit, source, deployment)
             return rows, task_types.get_many(c, sorted({r["task_type"] for r in rows}))
 
         rows, types = self.run("claim ready tasks", work)
-        return [ClaimedTask(task=Task.from_row(r), task_type=types[r["task_type"]]) for r in rows]
+        return [
+            ClaimedTask(
+                task=Task.from_row(r), task_type=types[r["task_type"]], matchup=r["matchup"]
+            )
+            for r in rows
+        ]
 
     def transition(
         self,
@@ -230,18 +278,27 @@ class TaskStore:
         )
 
     def relaunch(
-        self, task_id: str, attempt: int, reason: str, *, source: str = "task_manager"
+        self,
+        task_id: str,
+        attempt: int,
+        reason: str,
+        *,
+        source: str = "task_manager",
+        deployment: str | None = None,
     ) -> Task:
-        """A lost STARTED task gets attempt + 1, recorded in its history."""
+        """A lost STARTED task gets attempt + 1 under ``deployment``, recorded in its history."""
         return self.run(
             f"re-launch task {task_id!r}",
-            lambda c: transitions.relaunch(c, task_id, attempt, reason, source),
+            lambda c: transitions.relaunch(c, task_id, attempt, reason, source, deployment),
         )
 
-    def adopt(self, task_id: str, run_id: str, *, source: str = "manual") -> Task:
+    def adopt(
+        self, task_id: str, run_id: str, *, source: str = "manual", deployment: str | None = None
+    ) -> Task:
         """Start ``task_id`` from a hand-launched runner (see the ``adopt`` query)."""
         return self.run(
-            f"adopt task {task_id!r}", lambda c: transitions.adopt(c, task_id, run_id, source)
+            f"adopt task {task_id!r}",
+            lambda c: transitions.adopt(c, task_id, run_id, source, deployment),
         )
 
     def retry(self, task_id: str, reason: str, *, source: str = "manual") -> Task:
@@ -347,8 +404,109 @@ class TaskStore:
         )
         return [Task.from_row(r) for r in rows]
 
-    def running_tasks(self, limit: int = 5000) -> list[dict[str, Any]]:
-        return self.fetch_all("list running tasks", "running_tasks", {"limit": limit})
+    def running_tasks(
+        self, limit: int = 5000, *, deployment: str | None = None
+    ) -> list[dict[str, Any]]:
+        """STARTED tasks still with their runner that ``deployment`` watches (all: None)."""
+        return self.fetch_all(
+            "list running tasks", "running_tasks", {"limit": limit, "deployment": deployment}
+        )
+
+    # --- deployments and pools -------------------------------------------------------------
+
+    def renew_lease(self, deployment: str, name: str, lease_seconds: float) -> datetime:
+        """Register or renew ``deployment``'s lease; when it expires."""
+        return self.run(
+            f"renew the lease of deployment {deployment!r}",
+            lambda c: pools.renew_lease(c, deployment, name, lease_seconds),
+        )
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self.fetch_all("list deployments", "list_deployments")
+
+    def assign_to_pools(
+        self,
+        deployment: str,
+        tasks: Sequence[tuple[str, int]],
+        *,
+        capacity: int,
+        stale_seconds: float,
+    ) -> tuple[dict[str, list[str]], list[str]]:
+        """See :func:`otf_dagster.core.store.pools.assign` (one transaction)."""
+        return self.run(
+            "assign tasks to pools",
+            lambda c: pools.assign(c, deployment, tasks, capacity, stale_seconds),
+        )
+
+    def fail_pool(self, pool_id: str, detail: str) -> bool:
+        row = self.run(
+            f"fail pool {pool_id!r}",
+            lambda c: c.execute(
+                query("fail_pool"), {"pool_id": pool_id, "detail": detail}
+            ).fetchone(),
+        )
+        return row is not None
+
+    def register_pool(self, pool_id: str, deployment: str, capacity: int, run_id: str) -> bool:
+        """The pool run taking its row: False when the pool has ended or failed already."""
+        row = self.run(
+            f"register pool {pool_id!r}",
+            lambda c: c.execute(
+                query("register_pool"),
+                {
+                    "pool_id": pool_id,
+                    "deployment": deployment,
+                    "capacity": capacity,
+                    "run_id": run_id,
+                },
+            ).fetchone(),
+        )
+        return row is not None
+
+    def pool_tasks(self, pool_id: str) -> list[tuple[str, int]]:
+        rows = self.fetch_all("read a pool's tasks", "pool_tasks", {"pool_id": pool_id})
+        return [(r["task_id"], r["attempt"]) for r in rows]
+
+    def heartbeat_pool(self, pool_id: str, tasks: Sequence[tuple[str, int]]) -> bool:
+        """The pool's heartbeat and its healthy tasks', in one transaction; False when the pool
+        is no longer RUNNING (failed by a Task Manager that found it stale)."""
+
+        def work(c: psycopg.Connection) -> bool:
+            alive = c.execute(query("heartbeat_pool"), {"pool_id": pool_id}).fetchone()
+            if alive and tasks:
+                c.execute(
+                    query("heartbeat_pool_tasks"),
+                    {
+                        "pool_id": pool_id,
+                        "task_ids": [t for t, _ in tasks],
+                        "attempts": [a for _, a in tasks],
+                    },
+                )
+            return alive is not None
+
+        return self.run(f"heartbeat pool {pool_id!r}", work)
+
+    def release_pool_tasks(self, pool_id: str, task_ids: Sequence[str]) -> list[str]:
+        rows = self.fetch_all(
+            "release pool tasks",
+            "release_pool_tasks",
+            {"pool_id": pool_id, "task_ids": list(task_ids)},
+        )
+        return [r["task_id"] for r in rows]
+
+    def end_pool_if_idle(self, pool_id: str, detail: str) -> bool:
+        return self.run(f"end pool {pool_id!r}", lambda c: pools.end_if_idle(c, pool_id, detail))
+
+    def end_pool(self, pool_id: str, state: str, detail: str) -> None:
+        self.run(
+            f"end pool {pool_id!r}",
+            lambda c: c.execute(
+                query("end_pool"), {"pool_id": pool_id, "state": state, "detail": detail}
+            ),
+        )
+
+    def list_pools(self, *, include_ended: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        return self.fetch_all("list pools", "list_pools", {"all": include_ended, "limit": limit})
 
     def state_history(self, task_id: str) -> list[dict[str, Any]]:
         return self.fetch_all("read state history", "state_history", {"task_id": task_id})

@@ -33,12 +33,13 @@ def refusal(
 
 
 def claim_ready(
-    c: psycopg.Connection, now: datetime, limit: int, source: str
+    c: psycopg.Connection, now: datetime, limit: int, source: str, deployment: str | None = None
 ) -> list[dict[str, Any]]:
     """SCHEDULED -> STARTED for up to ``limit`` due tasks no other claimer holds (one statement,
-    SKIP LOCKED), with their STARTED history rows."""
+    SKIP LOCKED), with their STARTED history rows; recorded as launched by ``deployment``."""
     return c.execute(
-        query("claim_ready"), {"now": now, "limit": limit, "source": source}
+        query("claim_ready"),
+        {"now": now, "limit": limit, "source": source, "deployment": deployment},
     ).fetchall()
 
 
@@ -79,10 +80,18 @@ def transition(
     return Task.from_row(row)
 
 
-def relaunch(c: psycopg.Connection, task_id: str, attempt: int, reason: str, source: str) -> Task:
+def relaunch(
+    c: psycopg.Connection,
+    task_id: str,
+    attempt: int,
+    reason: str,
+    source: str,
+    deployment: str | None = None,
+) -> Task:
     """A lost STARTED task gets attempt + 1, recorded in its history."""
     row = c.execute(
-        query("relaunch"), {"task_id": task_id, "attempt": attempt, "reason": reason}
+        query("relaunch"),
+        {"task_id": task_id, "attempt": attempt, "reason": reason, "deployment": deployment},
     ).fetchone()
     if row is None:
         raise refusal(c, task_id, "re-launch", TaskState.STARTED, attempt)
@@ -99,10 +108,14 @@ def relaunch(c: psycopg.Connection, task_id: str, attempt: int, reason: str, sou
     return Task.from_row(row)
 
 
-def adopt(c: psycopg.Connection, task_id: str, run_id: str, source: str) -> Task:
+def adopt(
+    c: psycopg.Connection, task_id: str, run_id: str, source: str, deployment: str | None = None
+) -> Task:
     """A hand-launched runner takes the task (see the ``adopt`` query)."""
     before = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
-    row = c.execute(query("adopt"), {"task_id": task_id, "run_id": run_id}).fetchone()
+    row = c.execute(
+        query("adopt"), {"task_id": task_id, "run_id": run_id, "deployment": deployment}
+    ).fetchone()
     if row is None:
         if before is None:
             raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")

@@ -13,15 +13,30 @@ ORDER BY scheduled_at DESC, task_id
 LIMIT %(limit)s;
 
 -- name: running_tasks
--- STARTED tasks whose runner has not reported an end: what reconciliation looks at.
+-- STARTED tasks whose runner has not reported an end, that the given deployment watches: its
+-- own, hand-run ones (no deployment), and those of deployments whose lease has expired (or
+-- that never registered). No deployment given: every STARTED task. With each, its pool.
 SELECT t.task_id, t.task_type, t.attempt, t.run_id, t.heartbeat_at, t.started_at,
-       tt.max_attempts, tt.stale_after_seconds, tt.deadline_seconds
+       t.deployment_id, t.pool_id,
+       tt.max_attempts, tt.stale_after_seconds, tt.deadline_seconds, tt.runner,
+       p.state AS pool_state, p.heartbeat_at AS pool_heartbeat_at,
+       p.created_at AS pool_created_at, p.run_id AS pool_run_id,
+       d.name AS deployment_name, d.lease_expires_at,
+       coalesce(t.params ->> 'matchup',
+                (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup
 FROM tasks t
 JOIN task_types tt ON tt.name = t.task_type
 LEFT JOIN task_service_states ss ON ss.task_id = t.task_id AND ss.service = 'runner'
      AND ss.attempt = t.attempt
+LEFT JOIN runner_pools p ON p.pool_id = t.pool_id
+LEFT JOIN deployments d ON d.deployment_id = t.deployment_id
 WHERE t.state = 'STARTED'
   AND (ss.state IS NULL OR ss.state = 'STARTED')
+  AND (%(deployment)s::text IS NULL
+       OR t.deployment_id IS NULL
+       OR t.deployment_id = %(deployment)s::text
+       OR d.deployment_id IS NULL
+       OR d.lease_expires_at < now())
 ORDER BY t.heartbeat_at NULLS FIRST
 LIMIT %(limit)s;
 

@@ -6,11 +6,11 @@
 INSERT INTO task_types AS tt (name, handler, url_template, base_url, poll_interval_seconds,
                               min_poll_interval_seconds, max_poll_interval_seconds,
                               deadline_seconds, max_attempts, max_consecutive_errors,
-                              stale_after_seconds, required_services, params, spawn, description)
+                              stale_after_seconds, required_services, params, spawn, runner, description)
 VALUES (%(name)s, %(handler)s, %(url_template)s, %(base_url)s, %(poll_interval_seconds)s,
         %(min_poll_interval_seconds)s, %(max_poll_interval_seconds)s, %(deadline_seconds)s,
         %(max_attempts)s, %(max_consecutive_errors)s, %(stale_after_seconds)s,
-        %(required_services)s, %(params)s, %(spawn)s, %(description)s)
+        %(required_services)s, %(params)s, %(spawn)s, %(runner)s, %(description)s)
 ON CONFLICT (name) DO UPDATE SET
     handler = EXCLUDED.handler,
     url_template = EXCLUDED.url_template,
@@ -25,6 +25,7 @@ ON CONFLICT (name) DO UPDATE SET
     required_services = EXCLUDED.required_services,
     params = EXCLUDED.params,
     spawn = EXCLUDED.spawn,
+    runner = EXCLUDED.runner,
     description = EXCLUDED.description,
     deleted_at = NULL,
     updated_at = now()
@@ -33,7 +34,7 @@ RETURNING *, (xmax = 0) AS inserted;
 -- name: get_task_type
 SELECT name, handler, url_template, base_url, poll_interval_seconds, min_poll_interval_seconds,
        max_poll_interval_seconds, deadline_seconds, max_attempts, max_consecutive_errors,
-       stale_after_seconds, required_services, params, spawn, description,
+       stale_after_seconds, required_services, params, spawn, runner, description,
        created_at, updated_at, deleted_at
 FROM task_types WHERE name = %(name)s;
 
@@ -43,14 +44,14 @@ SELECT name, url_template FROM task_types WHERE name = %(name)s AND deleted_at I
 -- name: get_task_types
 SELECT name, handler, url_template, base_url, poll_interval_seconds, min_poll_interval_seconds,
        max_poll_interval_seconds, deadline_seconds, max_attempts, max_consecutive_errors,
-       stale_after_seconds, required_services, params, spawn, description,
+       stale_after_seconds, required_services, params, spawn, runner, description,
        created_at, updated_at, deleted_at
 FROM task_types WHERE name = ANY (%(names)s);
 
 -- name: list_task_types
 SELECT name, handler, url_template, base_url, poll_interval_seconds, min_poll_interval_seconds,
        max_poll_interval_seconds, deadline_seconds, max_attempts, max_consecutive_errors,
-       stale_after_seconds, required_services, params, spawn, description,
+       stale_after_seconds, required_services, params, spawn, runner, description,
        created_at, updated_at, deleted_at
 FROM task_types
 WHERE %(include_deleted)s OR deleted_at IS NULL

@@ -25,7 +25,8 @@ ORDER BY scheduled_at, task_id;
 
 -- name: claim_ready
 -- One statement, one transaction: pick ready tasks no other claimer holds (SKIP LOCKED), move
--- them to STARTED with the next attempt, and write their STARTED history rows.
+-- them to STARTED with the next attempt for the claiming deployment, and write their STARTED
+-- history rows.
 WITH ready AS (
     SELECT t.task_id
     FROM tasks t
@@ -37,10 +38,14 @@ WITH ready AS (
 ), claimed AS (
     UPDATE tasks t
     SET state = 'STARTED', attempt = t.attempt + 1, started_at = now(), heartbeat_at = now(),
-        run_id = NULL, last_error = NULL, updated_at = now()
+        run_id = NULL, last_error = NULL, updated_at = now(),
+        deployment_id = %(deployment)s, pool_id = NULL
     WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
-    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None).
-    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt
+    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None),
+    -- but the matchup for run tags, read as text.
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt,
+              coalesce(t.params ->> 'matchup',
+                       (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup
 ), history AS (
     INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
@@ -57,23 +62,26 @@ WHERE task_id = %(task_id)s AND state = %(from_state)s AND attempt = %(attempt)s
 RETURNING *;
 
 -- name: relaunch
--- A STARTED task whose runner was lost gets the next attempt (a new fencing token); never one
--- whose runner already reported its end (it may wait for other services).
+-- A STARTED task whose runner was lost gets the next attempt (a new fencing token) under the
+-- re-launching deployment; never one whose runner already reported its end (it may wait for
+-- other services).
 UPDATE tasks t
 SET attempt = t.attempt + 1, run_id = NULL, heartbeat_at = now(), started_at = now(),
-    last_error = %(reason)s, updated_at = now()
+    last_error = %(reason)s, updated_at = now(), deployment_id = %(deployment)s, pool_id = NULL
 WHERE t.task_id = %(task_id)s AND t.state = 'STARTED' AND t.attempt = %(attempt)s
   AND NOT EXISTS (SELECT 1 FROM task_service_states ss
                   WHERE ss.task_id = t.task_id AND ss.service = 'runner'
                     AND ss.attempt = t.attempt AND ss.state <> 'STARTED')
-RETURNING t.*;
+RETURNING t.*,
+          coalesce(t.params ->> 'matchup',
+                   (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup;
 
 -- name: adopt
 -- A runner launched by hand (no attempt tag) takes the task: a SCHEDULED task starts now, a
 -- STARTED one moves to the next attempt so any earlier runner is fenced out.
 UPDATE tasks t
 SET state = 'STARTED', attempt = t.attempt + 1, run_id = %(run_id)s, heartbeat_at = now(),
-    started_at = now(), updated_at = now()
+    started_at = now(), updated_at = now(), deployment_id = %(deployment)s, pool_id = NULL
 FROM task_types tt
 WHERE t.task_id = %(task_id)s AND tt.name = t.task_type AND tt.deleted_at IS NULL
   AND (t.state = 'SCHEDULED'
@@ -109,6 +117,7 @@ WITH before AS (
     UPDATE tasks t
     SET state = 'SCHEDULED', scheduled_at = now(), run_id = NULL, last_error = NULL,
         finished_at = NULL, heartbeat_at = NULL, updated_at = now(),
+        deployment_id = NULL, pool_id = NULL,
         -- the errors that failed it do not count against the retry
         checkpoint = t.checkpoint || jsonb_build_object('consecutive_errors', 0)
     FROM before b

@@ -1,0 +1,334 @@
+"""A runner pool: one process hosting many tasks, each polled on its own schedule, free of
+Dagster (the ``runner_pool`` job is a thin adapter).
+
+The seed's TaskRunners are "always running", "subscribe to a queue" and run a coroutine per
+task they are given. Here: one scheduler thread keeps a timer heap of the tasks' next polls
+and hands due polls to a bounded pool of worker threads; each task is the same
+:class:`~otf_dagster.core.runner.TaskRunner` a one-task run drives (its polls fenced by its
+attempt, its events, checkpoint and heartbeat committed together), sharing one HTTP client per
+feed with a per-host limit and a bounded database connection pool. Threads rather than
+asyncio, because handlers and feed clients are plain blocking code (requests, psycopg):
+a worker pool runs them unchanged, and a hung request holds one worker, never the others.
+
+The pool learns of its tasks from the task database (``tasks.pool_id``): NOTIFY on
+``otf_pools`` wakes it, and it re-reads its assignment every few seconds anyway. It refuses
+more tasks than its capacity (gives them back: they stay STARTED and the Task Manager assigns
+them elsewhere), heartbeats itself and its healthy tasks in one statement, and ends itself
+when it has had no task for a grace period.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from otf_dagster.core.models import TaskType
+from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
+from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store.db import connect
+from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
+from otf_dagster.handlers.clients import Clients
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "otf_pools"
+
+
+class TypeCache:
+    """Task types read at most every ``ttl`` seconds: thousands of tasks of a few types do
+    not read their type on every poll (a changed type still applies within ``ttl``)."""
+
+    def __init__(self, store: TaskStore, ttl: float = 5.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._types: dict[str, tuple[float, TaskType]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> TaskType:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._types.get(name)
+            if cached and now - cached[0] < self.ttl:
+                return cached[1]
+        ttype = self.store.get_task_type(name)  # UnknownTaskType: deleted, the runner ends
+        with self._lock:
+            self._types[name] = (now, ttype)
+        return ttype
+
+
+@dataclass
+class Hosted:
+    task_id: str
+    attempt: int
+    runner: TaskRunner
+    started: bool = False
+    in_flight_since: float | None = None
+    dropped: bool = False
+
+
+@dataclass
+class PoolSummary:
+    pool_id: str
+    hosted: int = 0  # tasks it took on
+    finished: dict[str, str] = field(default_factory=dict)  # task id -> final state
+    polls: int = 0
+    errors: int = 0
+    given_back: int = 0
+    ended: str = ""
+
+
+class RunnerPool:
+    def __init__(
+        self,
+        store: TaskStore,
+        pool_id: str,
+        *,
+        deployment_id: str,
+        run_id: str,
+        capacity: int,
+        url: str,
+        workers: int = 16,
+        per_host: int = 8,
+        idle_grace_seconds: float = 60.0,
+        refresh_seconds: float = 5.0,
+        heartbeat_seconds: float = 10.0,
+        feed_base_url: str | None = None,
+        on_poll: Callable[[str, PollReport], None] | None = None,
+        on_end: Callable[[str, RunOutcome], None] | None = None,
+        drain: Callable[[], None] | None = None,
+        stop: threading.Event | None = None,
+        clock: Any = None,
+        timeout: tuple[float, float] = (3.05, 10.0),
+    ) -> None:
+        self.store = store  # a pooled TaskStore (TaskStore.pooled): workers share it
+        self.pool_id = pool_id
+        self.deployment_id = deployment_id
+        self.run_id = run_id
+        self.capacity = capacity
+        self.url = url
+        self.workers = workers
+        self.idle_grace = idle_grace_seconds
+        self.refresh_seconds = refresh_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.feed_base_url = feed_base_url
+        self.on_poll = on_poll or (lambda task_id, report: None)
+        self.on_end = on_end or (lambda task_id, outcome: None)
+        self.drain = drain or (lambda: None)
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.clients = Clients(timeout=timeout, per_host=per_host)
+        self.types = TypeCache(store)
+        self.summary = PoolSummary(pool_id)
+        self._hosted: dict[str, Hosted] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._seq = itertools.count()
+        self._done: deque[tuple[Hosted, Step | None, BaseException | None]] = deque()
+        self._kick = threading.Event()
+        self._wake = threading.Event()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run(self) -> PoolSummary:
+        if not self.store.register_pool(
+            self.pool_id, self.deployment_id, self.capacity, self.run_id
+        ):
+            self.summary.ended = "the pool had already ended or failed: nothing to host"
+            return self.summary
+        listener = threading.Thread(target=self._listen, name=f"{self.pool_id}-listen", daemon=True)
+        listener.start()
+        executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self.pool_id)
+        in_flight = 0
+        last_refresh = last_beat = float("-inf")
+        idle_since: float | None = None
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self._wake.is_set() or now - last_refresh >= self.refresh_seconds:
+                    self._wake.clear()
+                    self._refresh()
+                    last_refresh = now
+                while self._done:
+                    hosted, step, error = self._done.popleft()
+                    in_flight -= 1
+                    self._finished(hosted, step, error)
+                while self._heap and self._heap[0][0] <= now and in_flight < self.workers * 2:
+                    _, _, task_id, attempt = heapq.heappop(self._heap)
+                    hosted = self._hosted.get(task_id)
+                    if hosted is None or hosted.attempt != attempt or hosted.in_flight_since:
+                        continue
+                    hosted.in_flight_since = now
+                    in_flight += 1
+                    future = executor.submit(self._poll, hosted)
+                    future.add_done_callback(lambda f, h=hosted: self._collect(h, f))
+                if now - last_beat >= self.heartbeat_seconds:
+                    last_beat = now
+                    if not self._heartbeat():
+                        self.summary.ended = "the pool was failed by a Task Manager (stale)"
+                        return self.summary
+                self.drain()
+                if not self._hosted and in_flight == 0:
+                    idle_since = idle_since or now
+                    if now - idle_since >= self.idle_grace:
+                        detail = f"idle for {self.idle_grace:g}s"
+                        if self.store.end_pool_if_idle(self.pool_id, detail):
+                            self.summary.ended = detail
+                            return self.summary
+                        self._wake.set()  # a task arrived as it was ending: take it
+                else:
+                    idle_since = None
+                next_due = self._heap[0][0] - now if self._heap else self.refresh_seconds
+                self._kick.wait(max(0.0, min(next_due, self.refresh_seconds, 0.5)))
+                self._kick.clear()
+            self.summary.ended = "stopped"
+            self.store.end_pool(self.pool_id, "FAILED", "its run was stopped")
+            return self.summary
+        finally:
+            self.stop.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+            while self._done:
+                hosted, step, error = self._done.popleft()
+                self._finished(hosted, step, error)
+            self.drain()
+            self.clients.close()
+            listener.join(timeout=5)
+
+    # --- assignment ------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        try:
+            assigned = self.store.pool_tasks(self.pool_id)
+        except DatabaseUnavailable as exc:
+            log.warning("pool %s: cannot read its tasks: %s", self.pool_id, exc)
+            return
+        wanted = dict(assigned)
+        for task_id, hosted in list(self._hosted.items()):
+            if wanted.get(task_id) != hosted.attempt:  # re-launched elsewhere, or ended
+                hosted.dropped = True
+                del self._hosted[task_id]
+        extra: list[str] = []
+        for task_id, attempt in assigned:
+            if task_id in self._hosted:
+                continue
+            if len(self._hosted) >= self.capacity:
+                extra.append(task_id)
+                continue
+            runner = TaskRunner(
+                self.store,
+                task_id,
+                attempt,
+                self.run_id,
+                clients=self.clients,
+                feed_base_url=self.feed_base_url,
+                clock=self.clock,
+                on_poll=lambda report, t=task_id: self.on_poll(t, report),
+                read_type=self.types.get,
+                # A worker waits this long (in memory) for a database that went away, then
+                # the task is polled again later from its committed checkpoint.
+                db_retry_seconds=2.0,
+                db_retry_limit=15,
+            )
+            self._hosted[task_id] = Hosted(task_id, attempt, runner)
+            self.summary.hosted += 1
+            self._schedule(task_id, attempt, 0.0)
+        if extra:
+            given = self.store.release_pool_tasks(self.pool_id, extra)
+            self.summary.given_back += len(given)
+            log.warning(
+                "pool %s is full (%d tasks): gave back %d", self.pool_id, self.capacity, len(given)
+            )
+
+    def _schedule(self, task_id: str, attempt: int, delay: float) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), task_id, attempt))
+
+    # --- one poll (a worker thread) --------------------------------------------------------
+
+    def _poll(self, hosted: Hosted) -> Step | None:
+        runner = hosted.runner
+        try:
+            if not hosted.started:
+                runner.start()
+                hosted.started = True
+            return runner.poll()  # past its deadline, the poll ends the task with the reason
+        except StaleTransition as exc:
+            return Step(None, runner.fenced_out(str(exc)))
+
+    def _collect(self, hosted: Hosted, future: Future) -> None:
+        error = future.exception()
+        self._done.append((hosted, None if error else future.result(), error))
+        self._kick.set()
+
+    def _finished(self, hosted: Hosted, step: Step | None, error: BaseException | None) -> None:
+        hosted.in_flight_since = None
+        if hosted.dropped or self._hosted.get(hosted.task_id) is not hosted:
+            return
+        if error is not None:  # the database stayed away, or a bug: try again later
+            self.summary.errors += 1
+            if not isinstance(error, OtfError):
+                log.error(
+                    "pool %s: poll of %s failed", self.pool_id, hosted.task_id, exc_info=error
+                )
+            self._schedule(hosted.task_id, hosted.attempt, self._interval(hosted))
+            return
+        if step is None:
+            return
+        self.summary.polls += step.report is not None
+        if step.report is not None and step.report.error:
+            self.summary.errors += 1
+        if step.ended is not None:
+            del self._hosted[hosted.task_id]
+            if step.ended.state is not None:
+                self.summary.finished[hosted.task_id] = str(step.ended.state)
+            self.on_end(hosted.task_id, step.ended)
+            return
+        delay = step.delay
+        left = hosted.runner.seconds_to_deadline()
+        self._schedule(hosted.task_id, hosted.attempt, max(0.0, min(delay, left)))
+
+    def _interval(self, hosted: Hosted) -> float:
+        ttype = hosted.runner.task_type
+        return ttype.poll_interval_seconds if ttype else self.refresh_seconds
+
+    # --- heartbeats and NOTIFY -------------------------------------------------------------
+
+    def _heartbeat(self) -> bool:
+        """The pool's and its healthy tasks' heartbeats: a task whose poll has been in flight
+        for longer than half its staleness is left to go stale (the Task Manager re-launches
+        a hung task; a healthy pool does not hide it)."""
+        now = time.monotonic()
+        healthy = []
+        for hosted in self._hosted.values():
+            ttype = hosted.runner.task_type
+            limit = (ttype.stale_after_seconds if ttype else 300) / 2
+            if hosted.in_flight_since is None or now - hosted.in_flight_since < limit:
+                healthy.append((hosted.task_id, hosted.attempt))
+        try:
+            return self.store.heartbeat_pool(self.pool_id, healthy)
+        except DatabaseUnavailable as exc:
+            log.warning("pool %s: heartbeat failed: %s", self.pool_id, exc)
+            return True
+
+    def _listen(self) -> None:
+        """LISTEN for assignments to this pool; a lost connection is re-made (the periodic
+        re-read covers the gap)."""
+        while not self.stop.is_set():
+            try:
+                with connect(self.url, application_name=f"{self.pool_id}-listen") as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self.stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            if note.payload == self.pool_id:
+                                self._wake.set()
+                                self._kick.set()
+            except (DatabaseUnavailable, psycopg.Error) as exc:
+                log.info("pool %s: listener reconnecting: %s", self.pool_id, exc)
+                self.stop.wait(1.0)
