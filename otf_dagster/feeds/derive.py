@@ -103,7 +103,7 @@ def _ended(box: BoxScore, period: int) -> bool:
     current = _current_period(box)
     if box.status is GameStatus.FINAL:
         return period <= current
-    if box.status is not GameStatus.LIVE:
+    if box.status not in (GameStatus.LIVE, GameStatus.SUSPENDED):
         return False
     return period < current or (period == current and period_over(box))
 
@@ -197,15 +197,24 @@ def _play(prev: BoxScore, new: BoxScore) -> list[GameEvent]:
             "home": _at(new.home.periods, k) - _at(prev.home.periods, k),
             "away": _at(new.away.periods, k) - _at(prev.away.periods, k),
         }
+    plays = _new_plays(prev, new)
     for side, total in (
         ("home", new.home.score - prev.home.score),
         ("away", new.away.score - prev.away.score),
     ):
         residual = total - sum(d[side] for d in diffs.values())
+        if residual and not getattr(new, side).periods:
+            # no linescores (soccer): the new goals say in which period the points came
+            team = getattr(new, side).tricode
+            for k, new_plays in sorted(plays.items()):
+                goals = sum(1 for p in new_plays if p.kind == "goal" and p.team == team)
+                goals = min(goals, residual) if residual > 0 else 0
+                if k and goals:
+                    diffs.setdefault(k, {"home": 0, "away": 0})[side] += goals
+                    residual -= goals
         if residual:
             diffs.setdefault(p1, {"home": 0, "away": 0})[side] += residual
 
-    plays = _new_plays(prev, new)
     game = _Game(prev, new, events)
     for k in sorted(diffs):
         if k > p0 and k >= 1:
