@@ -298,14 +298,16 @@ def _merge(docs: list[tuple[Path, dict[str, Any]]]) -> Leagues:
         raw_leagues = doc.get("leagues") or []
         if not isinstance(raw_leagues, list):
             raise ConfigError(f"leagues file {path}: 'leagues' must be a list of league lines")
+        pairs: dict[str, str] = {}
         for index, raw in enumerate(raw_leagues, start=1):
             league = _league(f"{path}: league {index}", raw, sports)
-            clash = next((lg for lg in leagues.values() if lg.pair == league.pair), None)
-            if clash is not None and clash.alias != league.alias:
+            if pairs.setdefault(league.pair, league.alias) != league.alias:
                 raise ConfigError(
-                    f"{path}: league {league.alias!r} has the path {league.pair} of {clash.alias!r}; "
-                    "one league per pair"
+                    f"{path}: league {league.alias!r} has the path {league.pair} of "
+                    f"{pairs[league.pair]!r}; one league per pair"
                 )
+            # a later file's line replaces an earlier one of the same alias or pair
+            leagues = {a: lg for a, lg in leagues.items() if lg.pair != league.pair}
             leagues[league.alias] = league
         if "follow" in doc:
             raw_follow = doc["follow"]
@@ -315,7 +317,11 @@ def _merge(docs: list[tuple[Path, dict[str, Any]]]) -> Leagues:
                 raise ConfigError(f"leagues file {path}: 'follow' must list league aliases")
             follow = tuple(str(x).strip() for x in raw_follow if str(x).strip())
     registry = Leagues(leagues.values())
-    registry.follow = tuple(lg.alias for lg in registry.parse_list(follow)) if follow else ()
+    if follow:
+        try:
+            registry.follow = tuple(lg.alias for lg in registry.parse_list(follow))
+        except ConfigError as exc:
+            raise ConfigError(f"leagues file {docs[-1][0]}: follow: {exc}") from None
     return registry
 
 
