@@ -1,13 +1,15 @@
 """The one entry point: schedule, Task Manager, runner, resources.
 
 Settings are read when Dagster loads the code location (this function runs then, not at
-import): OTF_DATABASE_URL through EnvVar (never shown in the UI), the feed and the tuning knobs
-with their defaults.
+import): OTF_DATABASE_URL through EnvVar (never shown in the UI), the feed, the leagues to
+follow (OTF_LEAGUES: aliases such as nba,nfl,mlb, or a YAML file whose ``follow`` lists them;
+OTF_LEAGUES_FILE: leagues added to the packaged ones) and the tuning knobs with their defaults.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -16,7 +18,7 @@ from otf_dagster.core.models import RUNNER_MODES
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
-from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_day_partitions
+from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_schedule_partitions
 from otf_dagster.defs.pools import runner_pool_job
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.defs.schedules import DEFAULT_CRON, build_daily_schedule
@@ -28,6 +30,9 @@ from otf_dagster.defs.sensors import (
     build_task_manager,
 )
 from otf_dagster.exceptions import ConfigError
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_FILE_ENV, load_leagues
+
+LEAGUES_ENV = "OTF_LEAGUES"
 
 
 def _int(name: str, default: int) -> int:
@@ -43,8 +48,24 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+def _leagues_settings() -> tuple[list[str], str]:
+    """(the leagues to follow, the leagues file) from OTF_LEAGUES and OTF_LEAGUES_FILE."""
+    raw = os.environ.get(LEAGUES_ENV, "").strip()
+    leagues_file = os.environ.get(LEAGUES_FILE_ENV, "").strip()
+    if raw.endswith((".yaml", ".yml")):
+        leagues_file, raw = raw, ""
+    registry = load_leagues(leagues_file or None)
+    try:
+        follow = registry.parse_list(raw) if raw else None
+    except ConfigError as exc:
+        raise ConfigError(f"{LEAGUES_ENV}={raw!r}: {exc}") from None
+    aliases = [lg.alias for lg in follow] if follow else list(registry.follow or (DEFAULT_LEAGUE,))
+    return aliases, leagues_file
+
+
 def build_definitions(
     *,
+    leagues: Sequence[str] = (DEFAULT_LEAGUE,),
     timezone: str = DEFAULT_TIMEZONE,
     cron: str = DEFAULT_CRON,
     sensor_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
@@ -70,12 +91,12 @@ def build_definitions(
         lease_seconds=lease_seconds,
         pool_stale_seconds=pool_stale_seconds,
     )
-    days = game_day_partitions(timezone)
-    schedule_job = build_game_schedule_job(days)
+    grid = game_schedule_partitions(leagues, timezone)
+    schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
-        assets=[build_game_schedule(days), game_boxscore],
+        assets=[build_game_schedule(grid), game_boxscore],
         jobs=[task_runner_job, runner_pool_job, schedule_job],
-        schedules=[build_daily_schedule(schedule_job, timezone, cron)],
+        schedules=[build_daily_schedule(schedule_job, timezone, leagues, cron)],
         sensors=[
             build_task_manager(sensor_interval_seconds, settings),
             build_failure_sensor(settings),
@@ -94,7 +115,15 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    leagues, leagues_file = _leagues_settings()
+    feeds = FeedResource(
+        provider=os.environ.get("OTF_FEED_PROVIDER", "nba_cdn"),
+        base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
+        leagues_file=leagues_file,
+    )
     return build_definitions(
+        leagues=leagues,
+        feeds=feeds,
         timezone=os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE),
         cron=os.environ.get("OTF_SCHEDULE_CRON", DEFAULT_CRON),
         sensor_interval_seconds=_int("OTF_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS),

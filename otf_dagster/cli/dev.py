@@ -26,7 +26,8 @@ import psutil
 from otf_dagster import config
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.defs.partitions import DEFAULT_TIMEZONE
+from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE
 from otf_dagster.local import embedded
 
 
@@ -154,7 +155,7 @@ def dev(
                 "--select",
                 "game_schedule",
                 "--partition",
-                today,
+                str(schedule_partition_key(today, DEFAULT_LEAGUE)),
             ],
             env=env,
             check=True,

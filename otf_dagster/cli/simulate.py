@@ -31,6 +31,22 @@ from otf_dagster.cli._output import emit_rows
     "--spacing", default=60.0, show_default=True, type=float, help="Seconds between tip-offs."
 )
 @click.option(
+    "--leagues",
+    "league_list",
+    default="nba",
+    show_default=True,
+    metavar="LIST",
+    help="Leagues of the slate, comma-separated: nba, nfl, mlb, nhl (each replays its recorded "
+    "game; --games is per league).",
+)
+@click.option(
+    "--slates-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Keep every slate served in this JSON file; started again with it, the simulator "
+    "serves the earlier slates' games too (replayed to their end, listed on their day).",
+)
+@click.option(
     "--fresh-ids",
     is_flag=True,
     help="Number this slate's games from the start time, so they are new to a task database "
@@ -43,11 +59,15 @@ def simulate(
     games: int,
     first_start: float,
     spacing: float,
+    league_list: str,
+    slates_file: str | None,
     fresh_ids: bool,
 ) -> None:
-    """Serve simulated NBA CDN and ESPN feeds replaying a recorded game, until Ctrl-C."""
+    """Serve simulated NBA CDN and ESPN feeds replaying recorded games, until Ctrl-C."""
+    from otf_dagster.feeds.leagues import default_leagues
     from otf_dagster.simulator import Simulator
 
+    leagues = tuple(lg.alias for lg in default_leagues().parse_list(league_list))
     slate_id = int(time.time() // 60) if fresh_ids else None
     sim = Simulator(
         speed=speed,
@@ -57,6 +77,8 @@ def simulate(
         port=port,
         host=host,
         slate_id=slate_id,
+        leagues=leagues,
+        slates_file=slates_file,
     )
     try:
         base_url = sim.start()
@@ -68,11 +90,16 @@ def simulate(
         ) from exc
     click.echo(f"simulator listening on {base_url} (speed {speed:g}x); Ctrl-C to stop")
     click.echo(f"  state:  {base_url}/_sim/state")
-    click.echo(
-        f"  try:    otf feed schedule --provider nba_cdn --base-url {base_url} "
-        f"--date {sim.today().isoformat()}"
-    )
-    emit_rows([g.to_dict() for g in sim.games], as_json=False)
+    for league in leagues:
+        click.echo(
+            f"  try:    otf feed schedule --provider espn --league {league} --base-url {base_url} "
+            f"--date {sim.today().isoformat()}"
+        )
+    if len(sim.games) > len(sim.slate):
+        click.echo(
+            f"  and {len(sim.games) - len(sim.slate)} games of earlier slates ({slates_file})"
+        )
+    emit_rows([g.to_dict() for g in sim.slate], as_json=False)
     try:
         while True:
             time.sleep(3600)

@@ -1,19 +1,24 @@
-"""The daily schedule's work, free of Dagster: a day's games -> scheduled tasks.
+"""The daily schedule's work, free of Dagster: a league's day of games -> scheduled tasks.
 
 Idempotent: a game already scheduled is left alone, a game whose time moved is moved, a
 postponed or cancelled game, or one that vanished from the day's listing, is CANCELLED while it
-has not started, and a game already final is not scheduled.
+has not started, and a game already final is not scheduled (a suspended one is: it is not
+over). A league's task types are created on its first ingest when missing; types that exist,
+edited or soft-deleted by a user, are left as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from otf_dagster.core import task_types
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
-from otf_dagster.exceptions import StaleTransition
+from otf_dagster.exceptions import StaleTransition, UnknownTaskType
 from otf_dagster.feeds import GameStatus, Provider, ScheduleEntry
 
 SKIP_STATUSES = (GameStatus.FINAL,)
@@ -36,6 +41,19 @@ def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
 
 
+def ensure_task_types(store: TaskStore, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Create the types of ``specs`` that do not exist yet (not even soft-deleted); the names created."""
+    created = []
+    for spec in specs:
+        checked = task_types.validate(spec)
+        try:
+            store.get_task_type(checked.name, include_deleted=True)
+        except UnknownTaskType:
+            store.apply_task_type(checked)
+            created.append(checked.name)
+    return created
+
+
 def ingest_day(
     store: TaskStore, provider: Provider, day: date, *, task_type: str, tz: str
 ) -> IngestReport:
@@ -56,6 +74,7 @@ def ingest_day(
                         "home": e.home,
                         "away": e.away,
                         "provider": e.provider,
+                        "league": e.league,
                         "day": day.isoformat(),
                     },
                 )

@@ -1,30 +1,45 @@
-"""The day's game schedule: one partition per day, each materialization ingests that day's
-games from the configured feed as scheduled box-score tasks."""
+"""The game schedule: one partition per followed league's day (day x league), each
+materialization ingests that league's day from its feed as scheduled box-score tasks."""
 
 from datetime import date
 
 import dagster as dg
 
-from otf_dagster.core.ingest import ingest_day
+from otf_dagster.core.ingest import ensure_task_types, ingest_day
+from otf_dagster.defs.partitions import DAY_DIMENSION, LEAGUE_DIMENSION
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 
 
-def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    timezone = partitions_def.timezone
+def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
+    timezone = next(
+        d.partitions_def.timezone for d in partitions_def.partitions_defs if d.name == DAY_DIMENSION
+    )
 
     @dg.asset(
         name="game_schedule",
         partitions_def=partitions_def,
-        description="The day's games from the configured feed, each scheduled as a box-score task.",
+        description=(
+            "A league's games of the day from its feed, each scheduled as a box-score task; "
+            "one partition per day and followed league."
+        ),
         kinds={"postgres"},
     )
     def game_schedule(
         context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
     ) -> dg.MaterializeResult:
-        day = date.fromisoformat(context.partition_key)
-        task_type = feeds.schedule_task_type()
+        keys = context.partition_key.keys_by_dimension
+        day = date.fromisoformat(keys[DAY_DIMENSION])
+        league = feeds.league_registry().get(keys[LEAGUE_DIMENSION])
+        provider = feeds.provider_for_league(league)
+        task_type = feeds.schedule_task_type(league)
         with task_store.open("otf-game-schedule") as store:
-            report = ingest_day(store, feeds.provider_for(), day, task_type=task_type, tz=timezone)
+            if provider.name == "espn":
+                created = ensure_task_types(store, league.task_type_specs())
+                if created:
+                    context.log.info(
+                        "created task types %s for %s", ", ".join(created), league.name
+                    )
+            report = ingest_day(store, provider, day, task_type=task_type, tz=timezone)
         import pandas as pd  # here, not at import: runner processes never need it (~45 MB)
 
         frame = pd.DataFrame(
@@ -42,7 +57,8 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
             columns=["game_id", "start (UTC)", "away", "home", "status", "task"],
         )
         context.log.info(
-            "%s: %d games; %s",
+            "%s %s: %d games; %s",
+            league.name,
             day,
             len(frame),
             dict(frame["task"].value_counts()) if len(frame) else {},
@@ -57,7 +73,8 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
                 "moved": report.count("moved"),
                 "cancelled": report.count("cancelled"),
                 "task_type": task_type,
-                "provider": feeds.provider,
+                "provider": provider.name,
+                "league": league.alias,
             }
         )
 

@@ -12,6 +12,7 @@ from otf_dagster.config import libpq_url
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues, load_leagues
 from otf_dagster.handlers.clients import Clients
 
 
@@ -38,32 +39,60 @@ class TaskStoreResource(dg.ConfigurableResource):
 
 
 class FeedResource(dg.ConfigurableResource):
-    """Which feed the daily schedule reads, and where the feeds are served.
+    """Which feeds the daily schedule reads, and where the feeds are served.
 
-    ``base_url`` points every provider at one server (the simulator serves both feeds' paths);
-    empty means the real feeds.
+    ``provider`` is the NBA's feed (nba_cdn or espn); every other league is ESPN's.
+    ``base_url`` points every provider at one server (the simulator serves all feeds' paths);
+    empty means the real feeds. ``leagues_file`` adds leagues to the packaged ones.
     """
 
-    provider: str = Field(default="nba_cdn", description="Schedule provider: nba_cdn or espn.")
+    provider: str = Field(
+        default="nba_cdn", description="The NBA's feed: nba_cdn or espn (other leagues: espn)."
+    )
     base_url: str = Field(
         default="", description="Base URL for all providers; empty: the real feeds."
+    )
+    leagues_file: str = Field(
+        default="",
+        description="A YAML file adding leagues to the packaged ones (OTF_LEAGUES_FILE).",
     )
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
 
-    def provider_for(self, name: str | None = None) -> Provider:
+    def league_registry(self) -> Leagues:
+        return load_leagues(self.leagues_file or None)
+
+    def provider_for(self, name: str | None = None, league: League | str | None = None) -> Provider:
         name = name or self.provider
         if name not in PROVIDERS:
             raise ConfigError(
                 f"unknown feed provider {name!r} (OTF_FEED_PROVIDER); use one of {', '.join(PROVIDERS)}"
             )
         return make_provider(
-            name, self.base_url or None, timeout=(self.connect_timeout, self.read_timeout)
+            name,
+            self.base_url or None,
+            league=self.league_registry().get(league) if league is not None else None,
+            timeout=(self.connect_timeout, self.read_timeout),
         )
 
     def clients(self) -> Clients:
         """HTTP clients for a runner: one session per base URL, with these timeouts."""
         return Clients(timeout=(self.connect_timeout, self.read_timeout))
 
-    def schedule_task_type(self) -> str:
-        return {"nba_cdn": "NBA_GAME_BOXSCORE", "espn": "ESPN_GAME_BOXSCORE"}[self.provider]
+    def _provider_name(self, league: League) -> str:
+        return (
+            self.provider if league.pair == default_leagues().get(DEFAULT_LEAGUE).pair else "espn"
+        )
+
+    def provider_for_league(self, league: League) -> Provider:
+        """The league's schedule feed: ``provider`` for the NBA, ESPN for the others."""
+        return self.provider_for(self._provider_name(league), league)
+
+    def schedule_task_type(self, league: League | None = None) -> str:
+        """The box-score task type a league's games become (the NBA's by default)."""
+        league = league or default_leagues().get(DEFAULT_LEAGUE)
+        return (
+            "NBA_GAME_BOXSCORE"
+            if self._provider_name(league) == "nba_cdn"
+            else league.boxscore_type
+        )

@@ -44,6 +44,27 @@ def nba_status(game: dict[str, Any]) -> GameStatus:
     return GameStatus.SCHEDULED
 
 
+def _detail(game: dict[str, Any], status: GameStatus) -> str:
+    """The status in ESPN's normalized words: halftime and end_period from the text."""
+    if status is not GameStatus.LIVE:
+        return {GameStatus.SCHEDULED: "scheduled", GameStatus.FINAL: "final"}.get(
+            status, status.value
+        )
+    text = str(game.get("gameStatusText") or "").strip().lower()
+    if text.startswith("half"):
+        return "halftime"
+    if text.startswith("end"):
+        return "end_period"
+    return "in_progress"
+
+
+def _display_clock(clock: float | None) -> str | None:
+    if clock is None:
+        return None
+    minutes, seconds = divmod(clock, 60)
+    return f"{int(minutes)}:{int(seconds):02d}" if clock >= 60 else f"{clock:.1f}"
+
+
 def _period_and_clock(game: dict[str, Any], status: GameStatus) -> tuple[int | None, float | None]:
     if status in (GameStatus.SCHEDULED, GameStatus.POSTPONED, GameStatus.CANCELLED):
         return None, None  # the pregame clock is meaningless
@@ -134,6 +155,8 @@ def game_to_boxscore(game: dict[str, Any], with_players: bool = True) -> BoxScor
         home=_team_line(home, period, status),
         away=_team_line(away, period, status),
         players=players,
+        status_detail=_detail(game, status),
+        display_clock=_display_clock(clock),
     )
 
 

@@ -1,25 +1,36 @@
 """The two feed providers behind one Protocol, and ``make_provider`` to pick one by name.
 
 Providers only fetch and hand bodies to the pure parsers; parse errors get the URL added.
+A provider serves one league (``league=``: alias, ``sport/league`` pair or League; the NBA by
+default); the NBA CDN serves only the NBA, ESPN every league it lists.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Protocol, TypeVar, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from otf_dagster.exceptions import ConfigError, MalformedFeed, UnknownGame
 from otf_dagster.feeds import espn, nba_cdn
 from otf_dagster.feeds.http import FeedClient, FeedHttpError
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, default_leagues
+from otf_dagster.feeds.leagues import league as league_named
 from otf_dagster.feeds.models import BoxScore, ScheduleEntry
+
+log = logging.getLogger(__name__)
 
 PROVIDERS = ("nba_cdn", "espn")
 DEFAULT_BASE_URLS = {"nba_cdn": "https://cdn.nba.com", "espn": "https://site.api.espn.com"}
 
 _NBA_ID = re.compile(r"^\d{10}$")
 _ESPN_ID = re.compile(r"^\d{6,12}$")
+_SPORTS_PATH = re.compile(r"/sports/(?P<pair>[^/?]+/[^/?]+)/")
+# ESPN's scoreboard ``dates=`` is a US Eastern day, whatever the league.
+ESPN_DAY_ZONE = ZoneInfo("America/New_York")
 
 T = TypeVar("T")
 
@@ -27,6 +38,7 @@ T = TypeVar("T")
 @runtime_checkable
 class Provider(Protocol):
     name: str
+    league: League
 
     def schedule(self, day: date) -> list[ScheduleEntry]: ...
 
@@ -48,8 +60,9 @@ class NbaCdnProvider:
 
     name = "nba_cdn"
 
-    def __init__(self, client: FeedClient) -> None:
+    def __init__(self, client: FeedClient, league: League) -> None:
         self.client = client
+        self.league = league
 
     def _get(self, path: str) -> tuple[str, Any]:
         url = self.client.url_for(path)
@@ -97,32 +110,52 @@ class NbaCdnProvider:
 
 
 class EspnProvider:
-    """site.api.espn.com: the day's scoreboard and per-event summaries."""
+    """site.api.espn.com: one league's day scoreboard and per-event summaries."""
 
     name = "espn"
 
-    def __init__(self, client: FeedClient) -> None:
+    def __init__(self, client: FeedClient, league: League) -> None:
         self.client = client
+        self.league = league
 
     def schedule(self, day: date) -> list[ScheduleEntry]:
-        url = self.client.url_for(espn.SCOREBOARD_PATH, {"dates": day.strftime("%Y%m%d")})
+        """The league's games on ``day`` (a US Eastern day, as ESPN lists them): a scoreboard
+        that also lists other days (the NFL's whole week) keeps only that day's."""
+        url = self.client.url_for(self.league.scoreboard_path, {"dates": day.strftime("%Y%m%d")})
         doc = self.client.get_json(url)
-        return _parsed(url, lambda: espn.parse_espn_scoreboard(doc))
+        entries = _parsed(url, lambda: espn.parse_espn_scoreboard(doc, self.league))
+        on_day = [e for e in entries if e.start_time.astimezone(ESPN_DAY_ZONE).date() == day]
+        if len(on_day) < len(entries):
+            log.info(
+                "%s: %d of %d games are on other days",
+                url,
+                len(entries) - len(on_day),
+                len(entries),
+            )
+        return on_day
+
+    def _league_of(self, url: str) -> League:
+        """The league a task type's URL names (its sport/league path), else this provider's."""
+        m = _SPORTS_PATH.search(url)
+        if m is None or m.group("pair") == self.league.pair:
+            return self.league
+        return default_leagues().find(m.group("pair")) or self.league
 
     def boxscore(self, game_id: str, url: str | None = None) -> BoxScore:
         game_id = str(game_id).strip()
         if not _ESPN_ID.match(game_id):
             raise UnknownGame(
-                f"{game_id!r} is not an ESPN event id (9 digits, e.g. 401585135); "
-                "list ids with `otf feed schedule --provider espn`"
+                f"{game_id!r} is not an ESPN event id (6 to 12 digits, e.g. 401585135); "
+                f"list ids with `otf feed schedule --provider espn --league {self.league.alias}`"
             )
         url = (
             self.client.url_for(url)
             if url
-            else self.client.url_for(espn.SUMMARY_PATH, {"event": game_id})
+            else self.client.url_for(self.league.summary_path, {"event": game_id})
         )
+        league = self._league_of(url)
         doc = self.client.get_json(url)
-        return _parsed(url, lambda: espn.parse_espn_summary(doc, game_id))
+        return _parsed(url, lambda: espn.parse_espn_summary(doc, game_id, league))
 
 
 _CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {
@@ -135,13 +168,21 @@ def make_provider(
     name: str,
     base_url: str | None = None,
     client: FeedClient | None = None,
+    league: str | League | None = None,
     **client_kwargs: Any,
 ) -> Provider:
-    """A provider by name; ``base_url`` points it at the simulator, ``client`` shares one."""
+    """A provider by name for one league (alias, ``sport/league`` pair or League; the NBA when
+    None); ``base_url`` points it at the simulator, ``client`` shares one HTTP session."""
     if name not in _CLASSES:
         raise ConfigError(f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}")
+    the_league = league_named(league or DEFAULT_LEAGUE)
+    if name == "nba_cdn" and the_league.pair != league_named(DEFAULT_LEAGUE).pair:
+        raise ConfigError(
+            f"the NBA CDN serves only the NBA, not {the_league.name}; "
+            f"use --provider espn for {the_league.alias}"
+        )
     if client is None:
         client = FeedClient(base_url or DEFAULT_BASE_URLS[name], **client_kwargs)
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
-    return _CLASSES[name](client)
+    return _CLASSES[name](client, the_league)

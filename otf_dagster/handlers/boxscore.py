@@ -6,17 +6,23 @@ correct their stats); ``<provider>.confirm`` makes one poll of a final game and 
 the feed corrected since the parent task's last snapshot. The handler's state is the last
 snapshot (``BoxScore.to_dict()``): a resumed runner diffs against exactly what was committed,
 so the event stream of an interrupted game equals that of an uninterrupted one.
+
+A suspended game (ESPN's "post" that is not final) is not done: the runner goes on polling,
+slowly, until the game resumes and ends, or the type's deadline passes (a league whose games
+resume another day wants a deadline that long).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
 from otf_dagster.core.models import TASK_TYPE_NAME_RE, TaskType
 from otf_dagster.core.urls import placeholders
-from otf_dagster.exceptions import InvalidTaskType, RetriableFeedError, UnknownGame
+from otf_dagster.exceptions import ConfigError, InvalidTaskType, RetriableFeedError, UnknownGame
 from otf_dagster.feeds import BoxScore, GameStatus, derive_events, make_provider
+from otf_dagster.feeds.leagues import LEAGUES_FILE_ENV, load_leagues
 from otf_dagster.handlers.base import (
     Event,
     FollowUp,
@@ -29,10 +35,12 @@ from otf_dagster.handlers.base import (
 from otf_dagster.views.tables import score_table
 
 ENDED = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)
-PARAMS = ("follow_up_type", "follow_up_delay_seconds", "unknown_game_polls")
+PARAMS = ("league", "follow_up_type", "follow_up_delay_seconds", "unknown_game_polls")
 DEFAULT_UNKNOWN_GAME_POLLS = 3
-CLOSE_FINISH_SECONDS = 120.0
-CLOSE_FINISH_MARGIN = 5
+CLOSE_FINISH_SECONDS = 120.0  # countdown sports: the last two minutes
+CLOSE_FINISH_MINUTE = 80  # soccer: from the 80th minute
+CLOSE_MARGIN = {"basketball": 5, "football": 8}  # points; other sports: one goal or run
+BREAKS = ("halftime", "end_period")
 
 
 class BoxScoreHandler:
@@ -72,6 +80,15 @@ class BoxScoreHandler:
                 "(e.g. NBA_GAME_CONFIRM)"
             )
         param_number(tt.params, "follow_up_delay_seconds", 600, 0, 86400, label)
+        if "league" in tt.params:
+            if self.provider != "espn":
+                raise InvalidTaskType(
+                    f"{label}: params.league is for ESPN's handlers; {self.name} polls the NBA only"
+                )
+            try:
+                load_leagues(os.environ.get(LEAGUES_FILE_ENV) or None).get(tt.params["league"])
+            except ConfigError as exc:
+                raise InvalidTaskType(f"{label}: params.league: {exc}") from None
         polls = tt.params.get("unknown_game_polls", DEFAULT_UNKNOWN_GAME_POLLS)
         if isinstance(polls, bool) or not isinstance(polls, int) or not 1 <= polls <= 100:
             raise InvalidTaskType(
@@ -140,31 +157,41 @@ class BoxScoreHandler:
 
     @staticmethod
     def _next_delay(tt: TaskType, box: BoxScore) -> float:
-        """Slower before tip-off and in breaks, faster in a close finish (the runner keeps it
-        within the type's min/max_poll_interval_seconds)."""
+        """Slower before the start, in breaks and while a game is suspended or delayed, faster
+        in a close finish (the runner keeps it within min/max_poll_interval_seconds)."""
         interval = tt.poll_interval_seconds
-        if box.status == GameStatus.SCHEDULED:
+        if box.status in (GameStatus.SCHEDULED, GameStatus.SUSPENDED):
             return interval * 3
         if box.status != GameStatus.LIVE:
             return interval
-        if box.clock_seconds == 0.0:  # between periods (the feeds keep the old period at 0:00)
-            return interval * 2
-        regulation = getattr(box, "regulation_periods", None) or 4
-        if (
-            (box.period or 0) >= regulation
-            and box.clock_seconds is not None
-            and box.clock_seconds <= CLOSE_FINISH_SECONDS
-            and abs(box.home.score - box.away.score) <= CLOSE_FINISH_MARGIN
-        ):
-            return interval / 2
-        return interval
+        countdown = box.format.clock == "countdown"
+        if box.status_detail in BREAKS or (countdown and box.clock_seconds == 0.0):
+            return interval * 2  # (between periods the feeds keep the old period at 0:00)
+        return interval / 2 if _close_finish(box) else interval
+
+
+def _close_finish(box: BoxScore) -> bool:
+    margin = abs(box.home.score - box.away.score)
+    if margin > CLOSE_MARGIN.get(box.sport, 1):
+        return False
+    period, clock = box.period or 0, box.clock_seconds
+    if box.format.clock == "countdown":
+        return (
+            period >= box.format.regulation and clock is not None and clock <= CLOSE_FINISH_SECONDS
+        )
+    if box.format.clock == "minutes":  # soccer: the clock counts the match's seconds up
+        return clock is not None and clock >= CLOSE_FINISH_MINUTE * 60
+    return period >= box.format.regulation  # baseball: the last inning and beyond
 
 
 def _display(box: BoxScore) -> dict[str, Any]:
     return {
+        "league": box.league,
         "status": str(box.status),
         "score": box.score_line(),
         "period": box.period or 0,
+        "period_label": box.format.label(box.period) if box.period else "",
+        "clock": box.display_clock or "",
         "clock_seconds": box.clock_seconds if box.clock_seconds is not None else -1.0,
         "box_score": Markdown(score_table(box)),
     }

@@ -4,7 +4,9 @@
 
 The simulator must work from its own package alone, so it ships trimmed copies: the ORL at BOS
 play-by-play without shot coordinates, the team names/ids seen in the recorded scoreboards, and
-ESPN's 404 body verbatim.
+ESPN's 404 body verbatim; for the other sports, what their replays read of one recorded game
+each (NFL GB at ATL scoring plays and drives, MLB CLE at PIT inning and result plays, NHL NYR
+at FLA goals, penalties and period marks) and the teams of each league's recorded scoreboards.
 """
 
 from __future__ import annotations
@@ -70,5 +72,125 @@ def build(fixtures: Path) -> None:
     (DATA / "espn_error_404.json").write_bytes(error.read_bytes())
 
 
+MS = "espn-multisport"
+RECORDED = {
+    "nfl": f"{MS}/nfl/summary/summary_2023-09-17_post_GB-at-ATL_401547417.json",
+    "mlb": f"{MS}/mlb/summary/summary_2023-07-19_post_CLE-at-PIT_401472463.json",
+    "nhl": f"{MS}/nhl/summary/summary_2024-06-01_post_NYR-at-FLA_401672881.json",
+}
+TEAM_FIELDS = ("id", "abbreviation", "location", "name", "displayName")
+MLB_KEPT = ("start-inning", "end-inning", "play-result")
+NHL_KEPT = ("Goal", "Penalty", "Period Start", "Period End", "End of Game")
+
+
+def _seconds(clock: str) -> float:
+    minutes, _, seconds = str(clock).partition(":")
+    return int(minutes) * 60 + float(seconds or 0)
+
+
+def _header(doc: dict) -> dict:
+    competition = doc["header"]["competitions"][0]
+    sides = {c["homeAway"]: c for c in competition["competitors"]}
+    return {
+        "event_id": doc["header"]["id"],
+        "date": competition["date"],
+        "league": {k: doc["header"]["league"][k] for k in ("id", "slug", "abbreviation", "name")},
+        "format": doc["format"],
+        "home": {k: sides["home"]["team"][k] for k in TEAM_FIELDS},
+        "away": {k: sides["away"]["team"][k] for k in TEAM_FIELDS},
+        "final": {"home": int(sides["home"]["score"]), "away": int(sides["away"]["score"])},
+    }
+
+
+def _nfl(doc: dict) -> dict:
+    out = _header(doc)
+    out["scoring_plays"] = [
+        {
+            "id": p["id"],
+            "type": p["type"]["text"],
+            "text": " ".join(p["text"].split()),
+            "team": p["team"]["abbreviation"],
+            "period": p["period"]["number"],
+            "clock": _seconds(p["clock"]["displayValue"]),
+            "homeScore": p["homeScore"],
+            "awayScore": p["awayScore"],
+        }
+        for p in doc["scoringPlays"]
+    ]
+    out["drives"] = [
+        {
+            "team": d["team"]["abbreviation"],
+            "start": [
+                d["start"]["period"]["number"],
+                _seconds(d["start"]["clock"]["displayValue"]),
+            ],
+            "end": [d["end"]["period"]["number"], _seconds(d["end"]["clock"]["displayValue"])],
+        }
+        for d in doc["drives"]["previous"]
+        if "clock" in d.get("start", {}) and "clock" in d.get("end", {})
+    ]
+    return out
+
+
+def _mlb(doc: dict) -> dict:
+    out = _header(doc)
+    out["plays"] = [
+        {
+            "id": p["id"],
+            "kind": p["type"]["type"],
+            "inning": p["period"]["number"],
+            "half": p["period"]["type"],
+            "homeScore": p["homeScore"],
+            "awayScore": p["awayScore"],
+            "text": p.get("text", ""),
+        }
+        for p in doc["plays"]
+        if p["type"].get("type") in MLB_KEPT
+    ]
+    return out
+
+
+def _nhl(doc: dict) -> dict:
+    out = _header(doc)
+    out["plays"] = [
+        {
+            "id": p["id"],
+            "type": p["type"]["text"],
+            "text": p.get("text", ""),
+            "team": (p.get("team") or {}).get("id"),
+            "period": p["period"]["number"],
+            "elapsed": _seconds(p["clock"]["displayValue"]),
+            "homeScore": p["homeScore"],
+            "awayScore": p["awayScore"],
+            "scoringPlay": p.get("scoringPlay", False),
+        }
+        for p in doc["plays"]
+        if p["type"]["text"] in NHL_KEPT
+    ]
+    return out
+
+
+def build_sports(fixtures: Path) -> None:
+    for alias, relative in RECORDED.items():
+        doc = json.loads((fixtures / relative).read_text())
+        trimmed = {"nfl": _nfl, "mlb": _mlb, "nhl": _nhl}[alias](doc)
+        trimmed["_source"] = f"otf_dagster_tests/fixtures/{relative}, trimmed by build_data.py"
+        (DATA / f"replay_{alias}.json").write_text(json.dumps(trimmed, indent=1))
+    teams: dict[str, dict[str, dict]] = {}
+    for alias in RECORDED:
+        for path in sorted((fixtures / MS / alias / "scoreboard").glob("*.json")):
+            for event in json.loads(path.read_text()).get("events", []):
+                for comp in event["competitions"][0]["competitors"]:
+                    t = comp["team"]
+                    teams.setdefault(alias, {})[t["abbreviation"]] = {
+                        k: t.get(k) for k in TEAM_FIELDS
+                    }
+    (DATA / "teams_espn.json").write_text(
+        json.dumps({k: dict(sorted(v.items())) for k, v in sorted(teams.items())}, indent=1)
+    )
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1] if len(sys.argv) > 1 else "otf_dagster_tests/fixtures"))
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "otf_dagster_tests/fixtures")
+    build(root)
+    build_sports(root)

@@ -1,8 +1,10 @@
 """An offline stand-in for cdn.nba.com and site.api.espn.com, on 127.0.0.1.
 
-It serves the real paths in the real shapes, replaying a recorded game on an accelerated clock
-(``speed`` game seconds per real second), and can be told to misbehave (5xx, 429, slow, broken
-bodies, 404, dropped connections) so the client's retry rules can be tested for real.
+It serves the real paths in the real shapes, replaying recorded games on an accelerated clock
+(``speed`` game seconds per real second): the NBA on both feeds, and ESPN's
+``/apis/site/v2/sports/{sport}/{league}/scoreboard|summary`` for every league of its slate
+(NFL, MLB, NHL). It can be told to misbehave (5xx, 429, slow, broken bodies, 404, dropped
+connections) so the client's retry rules can be tested for real.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.simulator import render
+from otf_dagster.feeds.leagues import default_leagues
+from otf_dagster.simulator import render, render_espn, slates
 from otf_dagster.simulator.replay import load_json
-from otf_dagster.simulator.slate import SimGame, make_slate, state_of
+from otf_dagster.simulator.slate import (
+    SIM_LEAGUES,
+    SimGame,
+    make_slate,
+    sport_state_of,
+    state_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +44,7 @@ _BOX = re.compile(r"^/static/json/liveData/boxscore/boxscore_(?P<id>[^/]+)\.json
 _PBP = re.compile(r"^/static/json/liveData/playbyplay/playbyplay_(?P<id>[^/]+)\.json$")
 NBA_SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
 NBA_SCHEDULE = "/static/json/staticData/scheduleLeagueV2.json"
-ESPN_SCOREBOARD = "/apis/site/v2/sports/basketball/nba/scoreboard"
-ESPN_SUMMARY = "/apis/site/v2/sports/basketball/nba/summary"
+_ESPN = re.compile(r"^/apis/site/v2/sports/(?P<pair>[^/]+/[^/]+)/(?P<what>scoreboard|summary)$")
 NBA_404 = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
     b"<Message>The specified key does not exist.</Message></Error>"
@@ -80,6 +89,8 @@ class Simulator:
         port: int = 0,
         host: str = "127.0.0.1",
         slate_id: int | None = None,
+        leagues: tuple[str, ...] = ("nba",),
+        slates_file: str | Path | None = None,
     ) -> None:
         if speed <= 0:
             raise ConfigError(f"simulator speed {speed!r} must be > 0 (game seconds per second)")
@@ -90,7 +101,28 @@ class Simulator:
         self.host = host
         self.port = port
         self.t0 = self.clock()
-        self.games: list[SimGame] = make_slate(games, self.t0, first_start, spacing, slate_id)
+        path = Path(slates_file) if slates_file else None
+        earlier = slates.load(path) if path else []
+        taken = slates.game_ids(earlier)
+
+        def slate_for(number: int | None) -> list[SimGame]:
+            return make_slate(games, self.t0, first_start, spacing, number, tuple(leagues), speed)
+
+        new = slate_for(slate_id)
+        if taken & {i for g in new for i in (g.nba_id, g.espn_id) if i}:
+            # a restart within the same minute, or the recorded ids again: number it afresh
+            number = slate_id if slate_id is not None else int(self.t0 // 60)
+            for _ in range(1000):
+                number += 1
+                new = slate_for(number)
+                if not taken & {i for g in new for i in (g.nba_id, g.espn_id) if i}:
+                    slate_id = number
+                    break
+        self.slate = new  # the games this start added
+        self.games: list[SimGame] = [g for s in earlier for g in s["games"]] + new
+        if path is not None:
+            record = {"slate_id": slate_id, "speed": self.speed, "created": self.t0, "games": new}
+            slates.save(path, earlier + [record])
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -194,33 +226,45 @@ class Simulator:
         return None
 
     def today(self) -> date:
-        """The scoreboard's day: the first game's (US Eastern) date."""
-        return self.games[0].day
+        """The scoreboard's day: the (US Eastern) date of this start's first game."""
+        return self.slate[0].day
+
+    def leagues(self) -> list[str]:
+        return list(dict.fromkeys(g.league for g in self.games))
 
     def state(self) -> dict[str, Any]:
         now = self.now()
         out = []
         for game in self.games:
-            s = state_of(game, now, self.speed)
+            if game.league == "nba":
+                s = state_of(game, now)
+                status = {1: "scheduled", 2: "live", 3: "final"}[s.status]
+                period, clock, home, away = s.period, s.clock, s.home_score, s.away_score
+            else:
+                t = sport_state_of(game, now)
+                status = {"pre": "scheduled", "in": "live", "post": "final"}[t.state]
+                period, clock, home, away = t.period, t.clock, t.home_score, t.away_score
             out.append(
                 game.to_dict()
                 | {
-                    "status": {1: "scheduled", 2: "live", 3: "final"}[s.status],
-                    "period": s.period,
-                    "clock": round(s.clock, 1),
-                    "score": f"{game.away} {s.away_score} - {game.home} {s.home_score}",
+                    "status": status,
+                    "period": period,
+                    "clock": round(clock, 1),
+                    "score": f"{game.away} {away} - {game.home} {home}",
                     "synthesized": game.synthesized,
                 }
             )
         return {
             "now": datetime.fromtimestamp(now, UTC).isoformat(),
             "speed": self.speed,
+            "leagues": self.leagues(),
             "games": out,
         }
 
-    def _day_games(self, day: date) -> list[tuple[SimGame, Any]]:
+    def _day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
         now = self.now()
-        return [(g, state_of(g, now, self.speed)) for g in self.games if g.day == day]
+        state = state_of if league == "nba" else sport_state_of
+        return [(g, state(g, now)) for g in self.games if g.day == day and g.league == league]
 
     # --- routing (socket-free, so it can be tested directly) --------------------------------
 
@@ -236,7 +280,7 @@ class Simulator:
             day = self.today()
             return _json(200, render.nba_scoreboard(self._day_games(day), day, target, now))
         if path == NBA_SCHEDULE:
-            games = [(g, state_of(g, now, self.speed)) for g in self.games]
+            games = [(g, state_of(g, now)) for g in self.games if g.league == "nba"]
             return _json(200, render.nba_schedule(games, target, now))
         for pattern, draw in ((_BOX, render.nba_boxscore), (_PBP, render.nba_playbyplay)):
             m = pattern.match(path)
@@ -244,21 +288,35 @@ class Simulator:
                 game = self.game(m.group("id"))
                 if game is None or game.nba_id != m.group("id"):
                     return Response(404, NBA_404, "application/xml")
-                return _json(200, draw(game, state_of(game, now, self.speed), target, now))
-        if path == ESPN_SCOREBOARD:
+                return _json(200, draw(game, state_of(game, now), target, now))
+        m = _ESPN.match(path)
+        if m:
+            return self._espn(m.group("pair"), m.group("what"), query, now)
+        return _json(404, {"code": 404, "message": f"no such path {path!r} in the simulator"})
+
+    def _espn(self, pair: str, what: str, query: dict[str, list[str]], now: float) -> Response:
+        league = default_leagues().find(pair)
+        if league is None:
+            return _json(404, {"code": 404, "message": f"no league {pair!r} at ESPN's paths"})
+        alias = league.alias
+        if what == "scoreboard":
             raw = (query.get("dates") or [""])[0]
             try:
                 day = datetime.strptime(raw, "%Y%m%d").date() if raw else self.today()
             except ValueError:
                 return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
-            return _json(200, render.espn_scoreboard(self._day_games(day), day))
-        if path == ESPN_SUMMARY:
-            event = (query.get("event") or [""])[0]
-            game = self.game(event)
-            if game is None or game.espn_id != event:
-                return _json(404, load_json("espn_error_404.json"))
-            return _json(200, render.espn_summary(game, state_of(game, now, self.speed)))
-        return _json(404, {"code": 404, "message": f"no such path {path!r} in the simulator"})
+            if alias == "nba":
+                return _json(200, render.espn_scoreboard(self._day_games(day), day))
+            if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
+                return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
+            return _json(200, render_espn.espn_scoreboard(alias, self._day_games(day, alias), day))
+        event = (query.get("event") or [""])[0]
+        game = self.game(event)
+        if game is None or game.espn_id != event or game.league != alias:
+            return _json(404, load_json("espn_error_404.json"))
+        if alias == "nba":
+            return _json(200, render.espn_summary(game, state_of(game, now)))
+        return _json(200, render_espn.espn_summary(game, sport_state_of(game, now)))
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
         if path == "/_sim/state" and method == "GET":

@@ -17,7 +17,7 @@ def score_table(box: BoxScore) -> str:
     """The score by period, away team first, as a markdown table. Built by hand, not with
     tabulate: a runner draws it on every poll (tabulate cost 0.3 ms, more than the parse)."""
     periods = max(len(box.home.periods), len(box.away.periods))
-    header = ["team", *(f"Q{i + 1}" if i < 4 else f"OT{i - 3}" for i in range(periods)), "total"]
+    header = ["team", *box.period_labels(), "total"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for team in (box.away, box.home):
         cells = [team.tricode, *(str(p) for p in team.periods)]

@@ -9,12 +9,16 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pytest
 
-from otf_dagster.core.ingest import ingest_day
+from otf_dagster.core import task_types
+from otf_dagster.core.ingest import ensure_task_types, ingest_day
 from otf_dagster.core.models import TaskState
+from otf_dagster.definitions import build_definitions, defs
 from otf_dagster.defs.game_schedule import build_game_schedule
-from otf_dagster.defs.partitions import game_day_partitions
+from otf_dagster.defs.partitions import game_schedule_partitions, schedule_partition_key
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import make_provider
+from otf_dagster.feeds.leagues import league
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.helpers import (
     FIXTURES,  # noqa: E402
@@ -52,6 +56,7 @@ def test_a_day_of_games_becomes_tasks_idempotently(store, default_types, espn_da
         "home": "NYK",
         "away": "SAS",
         "provider": "espn",
+        "league": "nba",
         "day": "2026-03-01",
     }
     assert (
@@ -118,10 +123,10 @@ def test_the_game_schedule_asset_materializes_a_day_from_the_simulator(
 ):
     with Simulator(speed=60, games=3, first_start=60, spacing=60) as sim:
         day = sim.today()
-        days = game_day_partitions("America/New_York")
+        grid = game_schedule_partitions(["nba"], "America/New_York")
         result = dg.materialize(
-            [build_game_schedule(days)],
-            partition_key=day.isoformat(),
+            [build_game_schedule(grid)],
+            partition_key=str(schedule_partition_key(day, "nba")),
             resources={
                 "task_store": TaskStoreResource(database_url=db_url),
                 "feeds": FeedResource(provider="nba_cdn", base_url=sim.base_url),
@@ -155,3 +160,137 @@ def test_a_second_fresh_slate_is_new_games_for_the_same_database(store, default_
             assert all(len(g.nba_id) == 10 and len(g.espn_id) == 9 for g in sim.games)
             keys += [g.nba_id for g in sim.games]
     assert len(set(keys)) == 4 and len(store.list_tasks()) == 4
+
+
+# --- several leagues -------------------------------------------------------------------------
+
+MIXED = ("nba", "nfl", "mlb", "nhl")
+
+
+def _noon(day) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo("America/New_York")).replace(
+        hour=12
+    )
+
+
+def test_the_daily_schedule_ingests_each_league_on_its_own(db_url, store, default_types):
+    """One run per league's day on a real Dagster instance; a league whose feed fails fails
+    alone, and its partition is ingested once the feed is back."""
+    store.apply_task_type(
+        task_types.validate({**league("mlb").task_type_specs()[0], "poll_interval_seconds": 99})
+    )  # a user's own setting for the MLB type: ingest must keep it
+    with Simulator(speed=60, games=2, first_start=600, spacing=60, leagues=MIXED) as sim:
+        definitions = build_definitions(
+            leagues=list(MIXED),
+            task_store=TaskStoreResource(database_url=db_url),
+            feeds=FeedResource(provider="nba_cdn", base_url=sim.base_url),
+        )
+        job = definitions.resolve_job_def("game_schedule_job")
+        schedule = definitions.resolve_schedule_def("daily_game_schedule")
+        day = sim.today()
+        sim.inject("/sports/football/nfl/scoreboard", "malformed", count=None)
+        with dg.instance_for_test() as instance:
+            context = dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=_noon(day),
+                repository_def=definitions.get_repository_def(),
+            )
+            requests = schedule.evaluate_tick(context).run_requests
+            assert [str(r.partition_key) for r in requests] == [f"{day}|{lg}" for lg in MIXED]
+            results = {
+                r.tags["otf/league"]: job.execute_in_process(
+                    instance=instance,
+                    partition_key=str(r.partition_key),
+                    tags=r.tags,
+                    raise_on_error=False,
+                )
+                for r in requests
+            }
+            assert {lg: res.success for lg, res in results.items()} == {
+                "nba": True,
+                "nfl": False,
+                "mlb": True,
+                "nhl": True,
+            }
+            failure = next(
+                e for e in results["nfl"].all_events if e.event_type_value == "STEP_FAILURE"
+            )
+            assert "football/nfl/scoreboard" in str(failure.event_specific_data.error)
+            done = instance.get_materialized_partitions(dg.AssetKey("game_schedule"))
+            assert done == {f"{day}|nba", f"{day}|mlb", f"{day}|nhl"}
+
+            sim.clear_faults()
+            retry = job.execute_in_process(instance=instance, partition_key=f"{day}|nfl")
+            assert retry.success
+            [mat] = retry.asset_materializations_for_node("game_schedule")
+            assert (mat.metadata["league"].value, mat.metadata["created"].value) == ("nfl", 2)
+
+        for alias, task_type, attr in (
+            ("nba", "NBA_GAME_BOXSCORE", "nba_id"),
+            ("nfl", "NFL_GAME_BOXSCORE", "espn_id"),
+            ("mlb", "MLB_GAME_BOXSCORE", "espn_id"),
+            ("nhl", "NHL_GAME_BOXSCORE", "espn_id"),
+        ):
+            tasks = store.list_tasks(task_type=task_type)
+            assert sorted(t.external_key for t in tasks) == sorted(
+                getattr(g, attr) for g in sim.games if g.league == alias
+            )
+            assert {t.params["league"] for t in tasks} == {alias}
+        nhl = store.get_task_type("NHL_GAME_BOXSCORE")
+        assert nhl.url_template == "/apis/site/v2/sports/hockey/nhl/summary?event={key}"
+        assert nhl.params["follow_up_type"] == "NHL_GAME_CONFIRM"
+        assert store.get_task_type("NHL_GAME_CONFIRM").handler == "espn.confirm"
+        assert store.get_task_type("MLB_GAME_BOXSCORE").poll_interval_seconds == 99
+
+
+def test_a_league_only_espn_serves_follows_the_nba_cdn_setting(store, default_types):
+    with Simulator(speed=60, games=2, first_start=60, spacing=60, leagues=("nba", "mlb")) as sim:
+        feeds = FeedResource(provider="nba_cdn", base_url=sim.base_url)
+        mlb = feeds.league_registry().get("mlb")
+        assert feeds.provider_for_league(mlb).name == "espn"
+        assert feeds.schedule_task_type(mlb) == "MLB_GAME_BOXSCORE"
+        assert feeds.schedule_task_type() == "NBA_GAME_BOXSCORE"
+        espn = FeedResource(provider="espn", base_url=sim.base_url)
+        assert espn.schedule_task_type(espn.league_registry().get("nba")) == "ESPN_GAME_BOXSCORE"
+        assert ensure_task_types(store, mlb.task_type_specs()) == [
+            "MLB_GAME_BOXSCORE",
+            "MLB_GAME_CONFIRM",
+        ]
+        assert ensure_task_types(store, mlb.task_type_specs()) == []
+        store.delete_task_type("MLB_GAME_BOXSCORE")
+        assert ensure_task_types(store, mlb.task_type_specs()) == []  # a user's delete stands
+        report = ingest_day(
+            store,
+            feeds.provider_for_league(mlb),
+            sim.today(),
+            task_type="MLB_GAME_CONFIRM",
+            tz="America/New_York",
+        )
+        assert report.count("created") == 2 and {e.league for e in report.entries} == {"mlb"}
+
+
+def test_the_leagues_to_follow_come_from_the_environment(monkeypatch, tmp_path):
+    def grid_leagues() -> list[str]:
+        asset = defs().resolve_assets_def("game_schedule")
+        league_dim = next(d for d in asset.partitions_def.partitions_defs if d.name == "league")
+        return league_dim.partitions_def.get_partition_keys()
+
+    monkeypatch.delenv("OTF_LEAGUES", raising=False)
+    monkeypatch.delenv("OTF_LEAGUES_FILE", raising=False)
+    assert grid_leagues() == ["nba"]
+    monkeypatch.setenv("OTF_LEAGUES", "nba, football/nfl,mlb")
+    assert grid_leagues() == ["nba", "nfl", "mlb"]
+    follow = tmp_path / "follow.yaml"
+    follow.write_text(
+        "leagues:\n  - {alias: xfl, path: football/xfl, name: XFL}\nfollow: [xfl, nhl]\n"
+    )
+    monkeypatch.setenv("OTF_LEAGUES", str(follow))
+    assert grid_leagues() == ["xfl", "nhl"]
+    monkeypatch.setenv("OTF_LEAGUES", "nba,xfl")
+    with pytest.raises(ConfigError) as err:
+        defs()
+    assert "OTF_LEAGUES='nba,xfl'" in str(err.value) and "nfl" in str(err.value)
+    monkeypatch.setenv("OTF_LEAGUES_FILE", str(follow))
+    assert grid_leagues() == ["nba", "xfl"]

@@ -86,7 +86,7 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
 def materialize_day(env: dict, day: date) -> None:
     """The schedule's asset, materialized by the Dagster CLI as a user would."""
     cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "otf_dagster.definitions", "-a", "defs",
-           "--select", "game_schedule", "--partition", day.isoformat()]  # fmt: skip
+           "--select", "game_schedule", "--partition", f"{day.isoformat()}|nba"]  # fmt: skip
     subprocess.run(
         cmd, env=env, cwd=config.PROJECT_ROOT, check=True, capture_output=True, timeout=120
     )

@@ -75,8 +75,15 @@ def test_first_poll_of_a_live_game() -> None:
         "away_score": 0,
         "period": 1,
         "clock_seconds": 600.0,
+        "linescore": True,
+        "league": "nba",
     }
-    assert events[3].payload == {"leader": "HOM", "home_score": 2, "away_score": 0}
+    assert events[3].payload == {
+        "leader": "HOM",
+        "home_score": 2,
+        "away_score": 0,
+        "league": "nba",
+    }
 
 
 def test_skipped_periods_are_emitted_in_order() -> None:
@@ -96,7 +103,13 @@ def test_skipped_periods_are_emitted_in_order() -> None:
         ("score_changed", 3),
         ("score_changed", 3),
     ]
-    assert events[3].payload == {"period": 1, "home_points": 25, "away_points": 24}
+    assert events[3].payload == {
+        "period": 1,
+        "label": "Q1",
+        "home_points": 25,
+        "away_points": 24,
+        "league": "nba",
+    }
     assert key(apply_events(prev, events)) == key(new)
 
 
