@@ -40,6 +40,7 @@ def _register() -> None:
     cli.add_command(services_cli.events)
     cli.add_command(services_cli.subscriptions)
     cli.add_command(dev.dev)
+    cli.add_command(dev.dagster_home_cmd)
     cli.add_command(feed.feed)
     cli.add_command(simulate.simulate)
 

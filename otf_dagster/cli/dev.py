@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from otf_dagster import config
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE
-from otf_dagster.local import embedded
+from otf_dagster.local import dagster_home, embedded
 
 
 def _bin(name: str) -> str:
@@ -91,7 +92,7 @@ def dev(
 
     home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(dagster_home.packaged("dagster.yaml"), home / "dagster.yaml")
     env = dict(os.environ)
     env.update(
         {
@@ -170,3 +171,12 @@ def dev(
         if embedded_used:
             embedded.stop()
         click.echo("stopped: no process left behind")
+
+
+@click.command("dagster-home")
+@click.argument("directory", type=click.Path(file_okay=False))
+def dagster_home_cmd(directory: str) -> None:
+    """Write the packaged dagster.yaml and workspace.yaml into DIRECTORY, to use as
+    DAGSTER_HOME (what the Docker image and `otf dev` do)."""
+    home = dagster_home.prepare(Path(directory))
+    click.echo(f"export DAGSTER_HOME={shlex.quote(str(home))}")
