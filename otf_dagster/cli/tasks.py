@@ -41,7 +41,7 @@ def schedule(task_type: str, key: str, at: str, as_json: bool) -> None:
 @json_option
 def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool) -> None:
     """List tasks, newest scheduled first."""
-    with TaskStore(embedded.resolve_task_url()) as store:
+    with TaskStore(embedded.resolve_task_url(writes=False)) as store:
         rows = store.list_tasks(state=state, task_type=task_type, limit=limit)
     cols = [
         "task_id",
@@ -61,7 +61,7 @@ def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool
 @json_option
 def show(task_id: str, as_json: bool) -> None:
     """A task, its services' states and its timeline (states, reports and events in order)."""
-    with TaskStore(embedded.resolve_task_url()) as store:
+    with TaskStore(embedded.resolve_task_url(writes=False)) as store:
         task = store.get_task(task_id)
         services = store.service_states(task_id)
         entries = timeline(store, task_id)
