@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 CHECKOUT = Path(__file__).resolve().parents[1]
 # What the build reads: pyproject.toml names everything else.
 SOURCES = ("pyproject.toml", "README.md", "otf_dagster", "sql", "deploy")
+DEPENDENCY_COMMANDS = ("dagster", "dagster-daemon", "dagster-webserver")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,16 @@ def install(wheel: Path, venv: Path) -> None:
     )  # fmt: skip
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "zz_test_venv_dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
+    # The dependencies' commands, as installing them there would have written them.
+    for name in DEPENDENCY_COMMANDS:
+        [ep] = metadata.entry_points(group="console_scripts", name=name)
+        module, _, attr = ep.value.partition(":")
+        script = venv / "bin" / name
+        script.write_text(
+            f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom {module} import {attr}\n"
+            f"sys.exit({attr}())\n"
+        )
+        script.chmod(0o755)
 
 
 @pytest.fixture(scope="session")

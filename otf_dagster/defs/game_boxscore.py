@@ -33,6 +33,9 @@ def _poll_metadata(report: PollReport) -> dict:
 @dg.asset(
     key=GAME_BOXSCORE,
     partitions_def=task_partitions,
+    # Lineage: the schedule's days become the tasks this asset runs (drawn as the flow in the
+    # UI; every task partition may come from any day, hence all partitions).
+    deps=[dg.AssetDep("game_schedule", partition_mapping=dg.AllPartitionMapping())],
     description=(
         "The TaskRunner: polls the task's game until it is final, writing events, state and "
         "checkpoint to the task database each poll; one partition per task."
