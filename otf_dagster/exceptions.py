@@ -72,3 +72,10 @@ class UnknownGame(FatalFeedError):
 
 class MalformedFeed(FatalFeedError):
     """The feed answered, but not with the JSON shape expected; names the URL and an excerpt."""
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+class NothingToPlot(OtfError):
+    """A chart was asked for before there is anything to draw (no score yet)."""

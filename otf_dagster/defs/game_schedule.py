@@ -45,7 +45,7 @@ def build_game_schedule(partitions_def: dg.DailyPartitionsDefinition) -> dg.Asse
             "%s: %d games; %s",
             day,
             len(frame),
-            dict(frame["task"].value_counts()) if len(frame) else {},
+            {k: int(v) for k, v in frame["task"].value_counts().items()},
         )
         return dg.MaterializeResult(
             metadata={

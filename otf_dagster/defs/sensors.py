@@ -67,11 +67,19 @@ def _result(
 ) -> dg.SensorResult:
     for task_id, reason in report.failed:
         context.log.warning("task %s FAILED: %s", task_id, reason)
+    claimed = [
+        f"{x.task_id} (attempt {x.attempt})" for x in report.launches if x.reason == "claimed"
+    ]
+    if claimed:
+        more = f" and {len(claimed) - 20} more" if len(claimed) > 20 else ""
+        context.log.info("claimed %d task(s): %s%s", len(claimed), ", ".join(claimed[:20]), more)
     for launch in report.launches:
         if launch.reason != "claimed":
             context.log.info(
                 "task %s attempt %d: %s", launch.task_id, launch.attempt, launch.reason
             )
+    if report.launches:
+        context.log.info("launching %d run(s) of task_runner", len(report.launches))
     if not report.launches:
         why = f"{what}: no ready tasks" + (
             f"; {len(report.failed)} failed" if report.failed else ""
