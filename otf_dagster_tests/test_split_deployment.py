@@ -174,6 +174,9 @@ def test_a_slate_finishes_through_the_split_deployment_across_a_code_server_rest
         runs = graphql(url, RUNS)["runsOrError"]["results"]
         finals = {t.run_id for t in store.list_tasks(task_type=T)}
         assert {r["status"] for r in runs if r["runId"] in finals} == {"SUCCESS"}
+        for r in runs:  # runs name their task (the matchup tags come with the handler seam)
+            tags = {t["key"]: t["value"] for t in r["tags"]}
+            assert tags["otf/task_type"] == T and tags["otf/task_id"] == tags["dagster/partition"]
     finally:
         for c in reversed(containers):
             c.stop(grace=5)
