@@ -163,7 +163,7 @@ class Supervisor:
     def _group_members(self, part: Part) -> list[psutil.Process]:
         members = []
         for proc in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):  # it may exit while we look
                 if os.getpgid(proc.pid) in part.groups:
                     members.append(proc)
         return members
@@ -192,7 +192,11 @@ class Supervisor:
         """Stop every part, last started first, one line each; then sweep and check: the
         processes still alive (none, or something is wrong)."""
         for part in reversed(self.parts):
-            count = self._end(part)
+            try:
+                count = self._end(part)
+            except (psutil.Error, OSError) as exc:  # the sweep below still gets it
+                self.say(f"stopping {part.name}: {type(exc).__name__}; swept below")
+                continue
             extra = f" and {count - 1} process(es) it started" if count > 1 else ""
             self.say(f"stopped {part.name}{extra}")
         self.parts.clear()
