@@ -65,7 +65,8 @@ def score_chart_png(rows: Iterable[Mapping[str, Any]], tz: tzinfo = UTC, title: 
     ax.set_title(title or f"{away} @ {home}: {final}")
     ax.set_ylabel("points")
     ax.set_xlabel(f"time ({start.astimezone(tz).tzname()})")
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=tz))
+    short = (times[-1] - times[0]).total_seconds() < 600  # a replayed game: seconds matter
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M:%S" if short else "%H:%M", tz=tz))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     fig.tight_layout()
