@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make dev   - the whole system on the embedded default (own PostgreSQL, feed simulator, dagster dev)
+#   make dev   - the whole system on the embedded default (own PostgreSQL, feed simulator, Dagster)
+#                options go through ARGS: make dev ARGS="--games 8 --speed 60"
 #   make test  - the test suite against a real PostgreSQL it starts itself
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 dev: install
-	$(BIN)/otf dev
+	$(BIN)/otf dev $(ARGS)
 
 test: install
 	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \

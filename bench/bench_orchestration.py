@@ -56,6 +56,7 @@ import psycopg  # noqa: E402
 from otf_dagster import config  # noqa: E402
 from otf_dagster.core import task_types  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
+from otf_dagster.local import dagster_home  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 TICK_TASKS = 1000
@@ -504,7 +505,7 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
         with server.fresh_database() as task_url, dagster_database(server, "e2e") as dg_url:
             with TaskStore(task_url) as store:
                 store.apply_task_types(default_types())
-            shutil.copyfile(config.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+            dagster_home.prepare(home)
             sim_port, web_port = free_port(), free_port()
             env = dict(os.environ)
             env.update(
@@ -530,7 +531,7 @@ def bench_end_to_end(server: _common.BenchServer, cfg: dict, results: list, info
                     "-p",
                     str(web_port),
                 ],
-                cwd=config.PROJECT_ROOT,
+                cwd=_common.ROOT,
                 env=env,
                 stdout=logfile,
                 stderr=subprocess.STDOUT,

@@ -2,7 +2,9 @@
 
 - ``OTF_DATABASE_URL``: the task database (any PostgreSQL or TimescaleDB server).
 - ``DAGSTER_PG_URL``: Dagster's own storage, a separate database (Dagster's tables would clash).
-- ``OTF_STATE_DIR``: where the embedded server and Dagster home live (default ``<project>/.otf``).
+- ``OTF_STATE_DIR``: where the embedded server and Dagster home live (default ``./.otf``, in
+  the folder the command runs from, as ``make dev`` does from the checkout; an installed
+  package has no checkout to point at).
 
 Plain ``postgresql://`` URLs are accepted everywhere; :func:`dagster_storage_url` adds the
 psycopg2 driver Dagster needs (with psycopg 3 installed, SQLAlchemy would otherwise pick it).
@@ -16,8 +18,6 @@ from urllib.parse import urlsplit
 
 from otf_dagster.exceptions import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 TASK_DB_ENV = "OTF_DATABASE_URL"
 DAGSTER_DB_ENV = "DAGSTER_PG_URL"
 STATE_DIR_ENV = "OTF_STATE_DIR"
@@ -27,7 +27,7 @@ DAGSTER_DB_NAME = "otf_dagster_storage"
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get(STATE_DIR_ENV) or PROJECT_ROOT / ".otf").resolve()
+    return Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".otf").resolve()
 
 
 def check_url(url: str, setting: str) -> str:

@@ -30,9 +30,7 @@ from otf_dagster.defs.sensors import (
     build_task_manager,
 )
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_FILE_ENV, load_leagues
-
-LEAGUES_ENV = "OTF_LEAGUES"
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, LEAGUES_FILE_ENV, load_leagues
 
 
 def _int(name: str, default: int) -> int:
@@ -132,4 +130,5 @@ def defs() -> dg.Definitions:
         runner_mode=os.environ.get("OTF_RUNNER_MODE", "run"),
         pool_size=_int("OTF_POOL_SIZE", 500),
         lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
+        pool_stale_seconds=float(_int("OTF_POOL_STALE_SECONDS", 60)),
     )

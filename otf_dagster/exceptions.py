@@ -81,3 +81,10 @@ class PollError(OtfError):
     """One poll could not be turned into a result (an expression that errors on the document,
     a value that cannot be stored, a spawned key that is not a key): counted toward the type's
     ``max_consecutive_errors``, like a feed error."""
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+class NothingToPlot(OtfError):
+    """A chart was asked for before there is anything to draw (no score yet)."""

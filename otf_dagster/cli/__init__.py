@@ -6,11 +6,13 @@ a traceback means a bug.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from otf_dagster.exceptions import OtfError
+from otf_dagster.local.embedded import EMBEDDED_ENV
 
 
 class _OtfGroup(click.Group):
@@ -23,8 +25,15 @@ class _OtfGroup(click.Group):
 
 
 @click.group(cls=_OtfGroup)
-def cli() -> None:
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Write to the embedded server when OTF_DATABASE_URL is unset (reads always may).",
+)
+def cli(embedded: bool) -> None:
     """otf: the Task Manager's command line (database, task types, tasks, feeds, events)."""
+    if embedded:
+        os.environ[EMBEDDED_ENV] = "1"
 
 
 def _register() -> None:
@@ -40,6 +49,7 @@ def _register() -> None:
     cli.add_command(services_cli.events)
     cli.add_command(services_cli.subscriptions)
     cli.add_command(dev.dev)
+    cli.add_command(dev.dagster_home_cmd)
     cli.add_command(feed.feed)
     cli.add_command(simulate.simulate)
 

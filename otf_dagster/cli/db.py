@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 
 import click
@@ -10,7 +11,7 @@ from otf_dagster import config
 from otf_dagster.cli._output import emit_object, emit_rows
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.local import embedded
+from otf_dagster.local import dagster_home, embedded, session
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -32,7 +33,7 @@ def migrate() -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Applied migrations, TimescaleDB presence, hypertables."""
-    info = migrations.status(embedded.resolve_task_url())
+    info = migrations.status(embedded.resolve_task_url(writes=False))
     if as_json:
         emit_object(info, True)
         return
@@ -68,13 +69,29 @@ def stop() -> None:
 
 @click.command("env")
 def env() -> None:
-    """Print shell exports for the databases (starting the embedded server when none is set):
-    ``eval $(otf env)`` before `dagster` commands."""
+    """Print shell exports for the databases (starting the embedded server when none is set)
+    and, while `otf dev` runs, for its system (DAGSTER_HOME, the simulator's
+    OTF_FEED_BASE_URL, the code server): ``eval "$(otf env)"`` before `dagster` or `otf`
+    commands in another shell."""
+    embedded_used = not os.environ.get(config.TASK_DB_ENV)
     task_url, dagster_url = embedded.resolve_urls()
-    click.echo(f"export {config.TASK_DB_ENV}={shlex.quote(task_url)}")
-    click.echo(
-        f"export {config.DAGSTER_DB_ENV}={shlex.quote(config.dagster_storage_url(dagster_url))}"
-    )
+    if embedded_used:
+        embedded.announce(task_url)
+    exports = {
+        config.TASK_DB_ENV: task_url,
+        config.DAGSTER_DB_ENV: config.dagster_storage_url(dagster_url),
+    }
+    running = session.read()
+    if running:
+        exports |= running
+    else:
+        home = dagster_home.prepare(config.state_dir() / "dagster_home")
+        exports["DAGSTER_HOME"] = str(home)
+        click.echo(
+            "# no `otf dev` running: feeds are the real ones unless OTF_FEED_BASE_URL is set"
+        )
+    for name, value in exports.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @click.group("task-types")
@@ -97,7 +114,7 @@ def apply_cmd(file: str) -> None:
 @json_option
 def list_cmd(include_deleted: bool, as_json: bool) -> None:
     """List task types."""
-    with TaskStore(embedded.resolve_task_url()) as store:
+    with TaskStore(embedded.resolve_task_url(writes=False)) as store:
         types = store.list_task_types(include_deleted=include_deleted)
     cols = [
         "name",

@@ -167,7 +167,9 @@ def remove_cmd(owner: str, task_type: str) -> None:
 @json_option
 def list_cmd(owner: str | None, include_deleted: bool, as_json: bool) -> None:
     """List subscriptions."""
-    rows = list_subscriptions(embedded.resolve_task_url(), owner, include_deleted=include_deleted)
+    rows = list_subscriptions(
+        embedded.resolve_task_url(writes=False), owner, include_deleted=include_deleted
+    )
     emit_rows(
         rows, as_json, None if as_json else ["owner", "task_type", "created_at", "deleted_at"]
     )

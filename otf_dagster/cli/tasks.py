@@ -7,8 +7,10 @@ import os
 import sys
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import click
+from tabulate import tabulate
 
 from otf_dagster.cli._output import (
     emit_object,
@@ -21,9 +23,11 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
-from otf_dagster.exceptions import StaleTransition
+from otf_dagster.exceptions import ConfigError, StaleTransition
 from otf_dagster.handlers import Markdown, Outcome
 from otf_dagster.local import embedded
+from otf_dagster.views.charts import score_chart_png
+from otf_dagster.views.tables import timeline_rows
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -64,7 +68,7 @@ def schedule(task_type: str, key: str, at: str, params_json: str | None, as_json
 @json_option
 def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool) -> None:
     """List tasks, newest scheduled first."""
-    with TaskStore(embedded.resolve_task_url()) as store:
+    with TaskStore(embedded.resolve_task_url(writes=False)) as store:
         rows = store.list_tasks(state=state, task_type=task_type, limit=limit)
     cols = [
         "task_id",
@@ -81,13 +85,27 @@ def list_cmd(state: str | None, task_type: str | None, limit: int, as_json: bool
 
 @tasks.command()
 @click.argument("task_id")
+@click.option(
+    "--plot",
+    "plot",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write the game's score over time to this PNG file.",
+)
 @json_option
-def show(task_id: str, as_json: bool) -> None:
+def show(task_id: str, plot: str | None, as_json: bool) -> None:
     """A task, its services' states and its timeline (states, reports and events in order)."""
-    with TaskStore(embedded.resolve_task_url()) as store:
+    with TaskStore(embedded.resolve_task_url(writes=False)) as store:
         task = store.get_task(task_id)
         services = store.service_states(task_id)
         entries = timeline(store, task_id)
+    if plot:
+        try:
+            Path(plot).write_bytes(score_chart_png(entries))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write --plot {plot!r} ({exc.strerror}); pick a writable path"
+            ) from None
     if as_json:
         click.echo(to_json({"task": task.to_dict(), "services": services, "timeline": entries}))
         return
@@ -98,7 +116,9 @@ def show(task_id: str, as_json: bool) -> None:
     emit_rows(services, False, ["service", "state", "attempt", "updated_at", "detail"])
     events = sum(1 for e in entries if e["type"] == "event")
     click.echo(f"\ntimeline ({events} events):")
-    emit_rows(entries, False, ["time", "type", "summary"])
+    click.echo(tabulate(timeline_rows(entries), headers=["time", "entry", "what"]))
+    if plot:
+        click.echo(f"\nscore chart written to {plot}")
 
 
 @tasks.command("run")

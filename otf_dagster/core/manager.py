@@ -31,6 +31,7 @@ TAG_MATCHUP = "otf/matchup"
 TAG_POOL_ID = "otf/pool_id"
 TAG_DEPLOYMENT = "otf/deployment"
 MAX_RUNTIME_MARGIN_SECONDS = 600
+QUIET_MARGIN_SECONDS = 5.0
 
 # Dagster run statuses, as strings so this module needs no Dagster import.
 WAITING = {"QUEUED", "NOT_STARTED", "MANAGED"}
@@ -81,6 +82,7 @@ class PoolLaunch:
     capacity: int
     run_key: str
     tags: dict[str, str]
+    heartbeat_seconds: float = 10.0
 
 
 @dataclass
@@ -118,11 +120,15 @@ def launch_for(
     return Launch(task_id, task_type.name, attempt, f"{task_id}:{attempt}", tags, reason)
 
 
-def pool_launch_for(pool_id: str, capacity: int, deployment: Deployment) -> PoolLaunch:
+def pool_launch_for(
+    pool_id: str, capacity: int, deployment: Deployment, stale_seconds: float = 60.0
+) -> PoolLaunch:
     tags = {TAG_POOL_ID: pool_id, "dagster/retry_on_asset_or_op_failure": "false"}
     if deployment.id:
         tags[TAG_DEPLOYMENT] = deployment.id
-    return PoolLaunch(pool_id, capacity, f"pool:{pool_id}", tags)
+    # The pool heartbeats four times within the time after which the manager counts it lost.
+    beat = max(1.0, min(10.0, stale_seconds / 4))
+    return PoolLaunch(pool_id, capacity, f"pool:{pool_id}", tags, beat)
 
 
 # --- one tick -------------------------------------------------------------------------------
@@ -201,7 +207,8 @@ def _route(
         )
         report.assigned = assigned
         report.pool_launches = [
-            pool_launch_for(p, settings.pool_capacity, deployment) for p in new_pools
+            pool_launch_for(p, settings.pool_capacity, deployment, settings.pool_stale_seconds)
+            for p in new_pools
         ]
     report.partitions = list(dict.fromkeys(report.partitions))
 
@@ -253,7 +260,14 @@ def _reconcile(
                     failed_pools.setdefault(row["pool_id"], why)
                 lost.append((row, why, None))
             continue
-        if age >= min(settings.grace_seconds, row["stale_after_seconds"]):
+        # A healthy runner heartbeats at least every poll: one quiet for two polls is worth a
+        # look at its run (found finished: re-launched now, not after the grace period).
+        quiet = min(
+            settings.grace_seconds,
+            row["stale_after_seconds"],
+            2 * row["poll_interval_seconds"] + QUIET_MARGIN_SECONDS,
+        )
+        if age >= quiet:
             suspects.append((row, age, handless))  # a fresh heartbeat needs no lookup
 
     if suspects:

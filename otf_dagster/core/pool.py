@@ -190,9 +190,16 @@ class RunnerPool:
                 self._kick.wait(max(0.0, min(next_due, self.refresh_seconds, 0.5)))
                 self._kick.clear()
             self.summary.ended = "stopped"
-            self.store.end_pool(self.pool_id, "FAILED", "its run was stopped")
             return self.summary
         finally:
+            if not self.summary.ended or self.summary.ended == "stopped":
+                # Stopped or interrupted (its run terminated): FAILED at once, so the next tick
+                # re-launches its tasks elsewhere without waiting for its heartbeat to go stale.
+                self.summary.ended = self.summary.ended or "interrupted"
+                try:
+                    self.store.end_pool(self.pool_id, "FAILED", f"its run was {self.summary.ended}")
+                except OtfError as exc:
+                    log.warning("pool %s: could not record its end: %s", self.pool_id, exc)
             self.stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
             while self._done:

@@ -13,6 +13,7 @@ from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
 from otf_dagster.handlers import Markdown
 from otf_dagster.views.tables import timeline_markdown
@@ -44,6 +45,9 @@ def _poll_metadata(report: PollReport) -> dict[str, Any]:
 @dg.asset(
     key=GAME_BOXSCORE,
     partitions_def=task_partitions,
+    # Lineage: the schedule's days become the tasks this asset runs (drawn as the flow in the
+    # UI; every task partition may come from any day, hence all partitions).
+    deps=[dg.AssetDep("game_schedule", partition_mapping=dg.AllPartitionMapping())],
     description=(
         "The TaskRunner: polls the task's URL with its type's handler until the handler says "
         "done, writing events, state and checkpoint to the task database each poll; one "
@@ -122,6 +126,7 @@ def _run_task(
         **display_metadata(outcome.display),
         "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
         "follow_ups": ", ".join(outcome.follow_ups),
+        **score_chart_metadata(entries),
     }
     return dg.MaterializeResult(metadata=metadata)
 

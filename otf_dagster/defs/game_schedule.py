@@ -61,7 +61,7 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
             league.name,
             day,
             len(frame),
-            dict(frame["task"].value_counts()) if len(frame) else {},
+            {k: int(v) for k, v in frame["task"].value_counts().items()},
         )
         return dg.MaterializeResult(
             metadata={

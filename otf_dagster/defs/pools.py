@@ -23,6 +23,7 @@ from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.game_boxscore import GAME_BOXSCORE, display_metadata
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.views.tables import timeline_markdown
 
 RUNNER_POOL_JOB = "runner_pool"
@@ -35,6 +36,7 @@ class PoolConfig(dg.Config):
     per_host: int = 8
     db_connections: int = 8
     idle_grace_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0  # well inside the Task Manager's pool staleness
     observe_every_seconds: float = 30.0
 
 
@@ -114,7 +116,9 @@ class _Reporter:
                 dg.AssetObservation(asset_key=GAME_BOXSCORE, partition=task_id, metadata=metadata)
             )
             return
-        metadata["timeline"] = dg.MetadataValue.md(timeline_markdown(timeline(self.store, task_id)))
+        entries = timeline(self.store, task_id)
+        metadata["timeline"] = dg.MetadataValue.md(timeline_markdown(entries))
+        metadata.update(score_chart_metadata(entries))
         self.context.log_event(
             dg.AssetMaterialization(asset_key=GAME_BOXSCORE, partition=task_id, metadata=metadata)
         )
@@ -154,6 +158,7 @@ def host_tasks(
         workers=config.workers,
         per_host=config.per_host,
         idle_grace_seconds=config.idle_grace_seconds,
+        heartbeat_seconds=config.heartbeat_seconds,
         feed_base_url=feeds.base_url or None,
         on_poll=reporter.on_poll,
         on_end=reporter.on_end,

@@ -76,13 +76,20 @@ def _result(
         context.log.warning("pool %s FAILED: %s", pool_id, why)
     for pool_id, task_ids in report.assigned.items():
         context.log.info("pool %s takes %d task(s)", pool_id, len(task_ids))
-    if report.claimed:
+    claimed = [
+        f"{x.task_id} (attempt {x.attempt})" for x in report.launches if x.reason == "claimed"
+    ]
+    if claimed:
+        more = f" and {len(claimed) - 20} more" if len(claimed) > 20 else ""
+        context.log.info("claimed %d task(s): %s%s", len(claimed), ", ".join(claimed[:20]), more)
+    pooled = sum(len(v) for v in report.assigned.values())
+    if report.claimed > len(claimed):
+        context.log.info("claimed %d task(s) for runner pools", report.claimed - len(claimed))
+    if report.launches:
+        context.log.info("launching %d run(s) of task_runner", len(report.launches))
+    if report.pool_launches:
         context.log.info(
-            "claimed %d task(s): %d run(s) launched, %d to pools, %d new pool(s)",
-            report.claimed,
-            len(report.launches),
-            sum(len(v) for v in report.assigned.values()),
-            len(report.pool_launches),
+            "launching %d pool run(s) for %d task(s)", len(report.pool_launches), pooled
         )
     requests = [
         dg.RunRequest(
@@ -96,7 +103,9 @@ def _result(
         dg.RunRequest(
             run_key=pool.run_key,
             job_name=RUNNER_POOL_JOB,
-            run_config=pool_run_config(pool.pool_id, pool.capacity),
+            run_config=pool_run_config(
+                pool.pool_id, pool.capacity, heartbeat_seconds=pool.heartbeat_seconds
+            ),
             tags=pool.tags,
         )
         for pool in report.pool_launches

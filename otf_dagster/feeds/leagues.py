@@ -24,6 +24,7 @@ CLOCKS = ("countdown", "innings", "minutes")
 EXTRAS = ("overtime", "extra_innings", "extra_time")
 TEAM_CODES = ("own", "nba")
 DEFAULT_LEAGUE = "nba"
+LEAGUES_ENV = "OTF_LEAGUES"  # the leagues a deployment follows, e.g. nba,nfl,mlb
 LEAGUES_FILE_ENV = "OTF_LEAGUES_FILE"  # a YAML file adding leagues to the packaged ones
 
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")

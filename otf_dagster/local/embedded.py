@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ from otf_dagster import config
 from otf_dagster.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
+
+# Set to 1 (by `otf --embedded`, or `otf dev` for what it runs): writing commands may fall
+# back to the embedded server when OTF_DATABASE_URL is unset.
+EMBEDDED_ENV = "OTF_EMBEDDED"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,25 @@ def resolve_urls() -> tuple[str, str]:
     return task_url, dagster_url
 
 
-def resolve_task_url() -> str:
-    """The task database: OTF_DATABASE_URL when set, else the embedded server's."""
-    return config.task_database_url(required=False) or start_with_databases()[1]
+def resolve_task_url(*, writes: bool = True) -> str:
+    """The task database: OTF_DATABASE_URL when set, else the embedded server's, which a
+    command that writes uses only when told to (``otf --embedded``, ``otf dev``): a host whose
+    URL is missing must not write into a local database nobody reads. Using it is said on
+    stderr."""
+    url = config.task_database_url(required=False)
+    if url:
+        return url
+    if writes and os.environ.get(EMBEDDED_ENV) != "1":
+        raise ConfigError(
+            f"{config.TASK_DB_ENV} is not set; export it with your server's URL "
+            '(eval "$(otf env)" exports the embedded server\'s) or pass --embedded '
+            "(otf --embedded ...) to write to the embedded server"
+        )
+    url = start_with_databases()[1]
+    announce(url)
+    return url
+
+
+def announce(url: str) -> None:
+    """One line on stderr naming the embedded database a command used (password redacted)."""
+    print(f"otf: using the embedded task database {config.redact(url)}", file=sys.stderr)

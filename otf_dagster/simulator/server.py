@@ -42,6 +42,7 @@ _ALIASES = {"429": "rate_limit", "404": "not_found", "timeout": "slow", "reset":
 
 _BOX = re.compile(r"^/static/json/liveData/boxscore/boxscore_(?P<id>[^/]+)\.json$")
 _PBP = re.compile(r"^/static/json/liveData/playbyplay/playbyplay_(?P<id>[^/]+)\.json$")
+_COUNTER = re.compile(r"^/demo/count/(?P<key>[A-Za-z0-9_.:-]{1,120})\.json$")
 NBA_SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
 NBA_SCHEDULE = "/static/json/staticData/scheduleLeagueV2.json"
 _ESPN = re.compile(r"^/apis/site/v2/sports/(?P<pair>[^/]+/[^/]+)/(?P<what>scoreboard|summary)$")
@@ -292,6 +293,9 @@ class Simulator:
         m = _ESPN.match(path)
         if m:
             return self._espn(m.group("pair"), m.group("what"), query, now)
+        m = _COUNTER.match(path)
+        if m:
+            return counter(m.group("key"), query, now)
         return _json(404, {"code": 404, "message": f"no such path {path!r} in the simulator"})
 
     def _espn(self, pair: str, what: str, query: dict[str, list[str]], now: float) -> Response:
@@ -367,6 +371,22 @@ class Simulator:
             return Response(404, NBA_404, "application/xml"), False
         body = fault.body or json.dumps({"code": fault.status, "message": "simulated failure"})
         return Response(fault.status, body.encode()), False
+
+
+def counter(key: str, query: dict[str, list[str]], now: float) -> Response:
+    """A synthetic feed for runner pools at scale (``make dev``'s pool demo, the pool bench):
+    ``/demo/count/KEY.json?start=EPOCH&steps=N&every=S`` counts from 0 at ``start`` to ``N``,
+    one step every ``S`` seconds, then says done. Cheap to serve: no replay behind it."""
+    try:
+        start = float((query.get("start") or ["0"])[0])
+        steps = int((query.get("steps") or ["20"])[0])
+        every = float((query.get("every") or ["5"])[0])
+        if every <= 0 or steps < 0:
+            raise ValueError("every must be > 0 and steps >= 0")
+    except ValueError as exc:
+        return _json(400, {"code": 400, "message": f"bad counter parameters: {exc}"})
+    count = max(0, min(steps, int((now - start) // every)))
+    return _json(200, {"key": key, "count": count, "steps": steps, "done": count >= steps})
 
 
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:

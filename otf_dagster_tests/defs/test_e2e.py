@@ -5,7 +5,6 @@ and through Dagster's GraphQL API."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,11 +21,13 @@ import requests
 
 from otf_dagster import config
 from otf_dagster.core.models import TaskState
+from otf_dagster.local import dagster_home
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.helpers import apply_test_types
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 T = "NBA_GAME_BOXSCORE"
 
 
@@ -40,7 +41,7 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         cmd,
         env=env,
-        cwd=config.PROJECT_ROOT,
+        cwd=CHECKOUT,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -87,9 +88,7 @@ def materialize_day(env: dict, day: date) -> None:
     """The schedule's asset, materialized by the Dagster CLI as a user would."""
     cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "otf_dagster.definitions", "-a", "defs",
            "--select", "game_schedule", "--partition", f"{day.isoformat()}|nba"]  # fmt: skip
-    subprocess.run(
-        cmd, env=env, cwd=config.PROJECT_ROOT, check=True, capture_output=True, timeout=120
-    )
+    subprocess.run(cmd, env=env, cwd=CHECKOUT, check=True, capture_output=True, timeout=120)
 
 
 def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
@@ -103,8 +102,7 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
     storage_url = pg_server.create_database(storage_name, template=None)
     apply_test_types(store, poll=3.0)
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(config.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    dagster_home.prepare(home)
     procs: list[subprocess.Popen] = []
     try:
         with Simulator(speed=60, games=3, first_start=20, spacing=8) as sim:

@@ -54,7 +54,8 @@ def test_a_claimed_task_runs_to_final_and_reports_to_the_ui(db_url, store, fast_
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["state"] == "FINISHED" and meta["score"] == "ORL 97 - BOS 124"
     assert "| BOS " in meta["box_score"] and "124" in meta["box_score"]
-    assert "event #1 game_started" in meta["timeline"] and "task FINISHED" in meta["timeline"]
+    assert "tip-off: ORL @ BOS" in meta["timeline"] and "task FINISHED" in meta["timeline"]
+    assert meta["score_chart"].startswith("![score over time](data:image/png;base64,")
     assert len(observations) == meta["polls"] >= 3
     first = observations[0].event_specific_data.asset_observation
     assert first.partition == claimed.task.task_id and "score" in first.metadata

@@ -19,6 +19,7 @@ LIMIT %(limit)s;
 SELECT t.task_id, t.task_type, t.attempt, t.run_id, t.heartbeat_at, t.started_at,
        t.deployment_id, t.pool_id,
        tt.max_attempts, tt.stale_after_seconds, tt.deadline_seconds, tt.runner,
+       tt.poll_interval_seconds,
        p.state AS pool_state, p.heartbeat_at AS pool_heartbeat_at,
        p.created_at AS pool_created_at, p.run_id AS pool_run_id,
        d.name AS deployment_name, d.lease_expires_at,

@@ -1,0 +1,498 @@
+"""Runner pools at scale: how many live tasks one pool process keeps on time.
+
+    python bench/bench_pool.py [--quick] [--no-write]
+
+1. The feed server's own capacity first (the simulator's counter feed, in a process of its
+   own): requests/s a client of 32 threads gets, so the pool figures are the pool's.
+2. One pool process (``core/pool.RunnerPool``, in a process of its own, the real store on a
+   PostgreSQL server, psycopg_pool, one HTTP session with a per-host limit) hosting N live
+   tasks polled every 10 s, for a window of at least 60 s each, N = 100 ... 5,000: poll lateness
+   p50/p99 (the runner's own measure: how late each poll started against its due time),
+   polls/s, events/s, CPU-ms per poll, the pool process's RSS (total, and per task above the
+   same process with no task), database connections.
+3. One process per task (what one-Dagster-run-per-task mode costs at the least: a Dagster run
+   is such a process plus Dagster's own, ~130 MB and ~2.4 CPU-s to start, bench_orchestration):
+   the same tasks, N processes, up to where they stop keeping time.
+
+Figures: ``pool.live_tasks_on_time`` (largest N with p99 <= 1 s), ``pool.p99_lateness.nN``,
+``pool.rss_mb.nN``, ``pool.cpu_ms_per_poll``, ``pool.feed_server_capacity``,
+``pool.vs_run_per_task``, and the Task Manager's side: ``pool.assign_2000`` (a tick that
+assigns 2,000 claimed tasks to pools) and ``pool.claim_with_1m_finished`` (the claim with a
+season's 1,000,000 finished tasks in the table, beside the same claim on an empty table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import statistics
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (sets sys.path for the project too)
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+
+from otf_dagster.core import manager, task_types  # noqa: E402
+from otf_dagster.core.store import TaskStore  # noqa: E402
+
+POLL = 10.0
+GOAL_P99 = 1.0
+FULL = {"ramp": [100, 500, 1000, 2000, 5000], "window": 60.0, "per_process": [25, 50, 100, 150]}
+QUICK = {"ramp": [100, 500], "window": 20.0, "per_process": [10, 25]}
+DEPLOYMENT = manager.Deployment("bench-deployment", "bench")
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def counter_type() -> task_types.TaskType:
+    return task_types.validate(
+        {
+            "name": "BENCH_COUNTER",
+            "handler": "http.json",
+            "runner": "pool",
+            "url_template": "/demo/count/{key}.json?start={params.start}&steps={params.steps}&every={params.every}",
+            "poll_interval_seconds": POLL,
+            "deadline_seconds": 86400,
+            "stale_after_seconds": 120,
+            "params": {"done_when": "done", "track": {"count": "count"}},
+        }
+    )
+
+
+# --- the feed server, in a process of its own ------------------------------------------------
+
+
+def serve(port_out, stop) -> None:
+    from otf_dagster.simulator.server import Simulator
+
+    sim = Simulator(games=1, first_start=86400)
+    port_out.put(sim.start())
+    stop.wait()
+    sim.stop()
+
+
+def feed_capacity(base_url: str, seconds: float = 8.0, threads: int = 32) -> float:
+    import requests
+
+    done = threading.Event()
+    counts = [0] * threads
+
+    def client(i: int) -> None:
+        session = requests.Session()
+        url = f"{base_url}/demo/count/cap{i}.json?start=0&steps=100&every=5"
+        while not done.is_set():
+            session.get(url, timeout=5).raise_for_status()
+            counts[i] += 1
+
+    workers = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    done.set()
+    for w in workers:
+        w.join(10)
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+# --- one pool, in a process of its own ------------------------------------------------------
+
+
+def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, out) -> None:
+    from otf_dagster.core.pool import RunnerPool
+
+    lateness: list[float] = []
+    events = [0]
+    polls = [0]
+    lock = threading.Lock()
+    me = psutil.Process()
+    stop = threading.Event()
+    marks: dict[str, Any] = {}
+
+    def on_poll(task_id: str, report) -> None:
+        with lock:
+            polls[0] += 1
+            events[0] += len(report.events)
+            if report.lateness_seconds is not None and marks.get("measuring"):
+                lateness.append(report.lateness_seconds)
+
+    store = TaskStore.pooled(url, size=8, application_name=f"bench-{pool_id}")
+    pool = RunnerPool(
+        store,
+        pool_id,
+        deployment_id=DEPLOYMENT.id,
+        run_id=f"bench-{pool_id}",
+        capacity=n,
+        url=url,
+        workers=32,
+        per_host=16,
+        idle_grace_seconds=3600,
+        refresh_seconds=5.0,
+        heartbeat_seconds=10.0,
+        feed_base_url=base_url,
+        on_poll=on_poll,
+        stop=stop,
+    )
+    empty_rss = me.memory_info().rss
+    thread = threading.Thread(target=pool.run, daemon=True)
+    thread.start()
+    time.sleep(POLL * 2 + 5)  # every task started and through its first polls
+    with lock:
+        marks["measuring"] = True
+        polls0, events0 = polls[0], events[0]
+    cpu0 = sum(me.cpu_times()[:2])
+    t0 = time.perf_counter()
+    peak_rss = 0
+    while time.perf_counter() - t0 < window:
+        time.sleep(1.0)
+        peak_rss = max(peak_rss, me.memory_info().rss)
+    wall = time.perf_counter() - t0
+    cpu = sum(me.cpu_times()[:2]) - cpu0
+    with lock:
+        marks["measuring"] = False
+        got_polls, got_events = polls[0] - polls0, events[0] - events0
+        late = list(lateness)
+    with psycopg.connect(url) as conn:
+        connections = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+            (f"%{pool_id}%",),
+        ).fetchone()[0]
+    stop.set()
+    thread.join(60)
+    store.close()
+    out.put(
+        {
+            "n": n,
+            "hosted": pool.summary.hosted,
+            "polls": got_polls,
+            "events": got_events,
+            "polls_per_s": got_polls / wall,
+            "events_per_s": got_events / wall,
+            "cpu_ms_per_poll": 1000 * cpu / max(1, got_polls),
+            "cpu_cores": cpu / wall,
+            "p50": pct(late, 0.5),
+            "p99": pct(late, 0.99),
+            "max": max(late) if late else float("nan"),
+            "rss_mb": peak_rss / 2**20,
+            "rss_per_task_kb": (peak_rss - empty_rss) / 1024 / n,
+            "db_connections": connections,
+            "errors": pool.summary.errors,
+        }
+    )
+
+
+def seed(store: TaskStore, n: int, tag: str) -> list[tuple[str, int]]:
+    now = time.time()
+    items = [
+        (
+            f"{tag}-{i:05d}",
+            datetime.fromtimestamp(now - 1, UTC),
+            {"start": now, "steps": 10_000, "every": POLL},
+        )
+        for i in range(n)
+    ]
+    store.schedule_tasks("BENCH_COUNTER", items)
+    claimed = store.claim_ready(n, deployment=DEPLOYMENT.id, source="bench")
+    return [(c.task.task_id, c.task.attempt) for c in claimed]
+
+
+def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    steps = []
+    for n in cfg["ramp"]:
+        with server.fresh_database() as url:
+            with TaskStore(url) as store:
+                task_types.apply(store, [counter_type()])
+                tasks = seed(store, n, f"p{n}")
+                assigned, pools = store.assign_to_pools(
+                    DEPLOYMENT.id, tasks, capacity=n, stale_seconds=60
+                )
+            [pool_id] = pools
+            out = ctx.Queue()
+            proc = ctx.Process(
+                target=pool_process, args=(url, base_url, pool_id, n, cfg["window"], out)
+            )
+            proc.start()
+            step = out.get(timeout=cfg["window"] + 600)
+            proc.join(60)
+        steps.append(step)
+        log(
+            f"   N={n:>5}: lateness p50 {step['p50'] * 1000:7.1f} ms p99 {step['p99'] * 1000:8.1f} ms, "
+            f"{step['polls_per_s']:.0f} polls/s, {step['events_per_s']:.0f} events/s, "
+            f"{step['cpu_ms_per_poll']:.2f} CPU-ms/poll ({step['cpu_cores']:.2f} cores), "
+            f"RSS {step['rss_mb']:.0f} MB ({step['rss_per_task_kb']:.1f} KB/task), "
+            f"{step['db_connections']} db connections, {step['errors']} errors"
+        )
+    return steps
+
+
+# --- one process per task: the least one-run-per-task mode costs --------------------------
+
+
+class _Stop(BaseException):
+    """The window is over: the runner's sleep ends its loop."""
+
+
+def one_task_process(url: str, base_url: str, task_id: str, attempt: int, stop, out) -> None:
+    from otf_dagster.core.runner import SystemClock, TaskRunner
+
+    class StopClock(SystemClock):
+        def sleep(self, seconds: float) -> None:
+            if stop.wait(max(0.0, seconds)):
+                raise _Stop
+
+    late: list[float] = []
+    with TaskStore(url, application_name="bench-one") as store:
+        runner = TaskRunner(
+            store,
+            task_id,
+            attempt,
+            f"one-{task_id}",
+            feed_base_url=base_url,
+            clock=StopClock(),
+            on_poll=lambda r: (
+                late.append(r.lateness_seconds) if r.lateness_seconds is not None else None
+            ),
+        )
+        with contextlib.suppress(_Stop):
+            runner.run()
+    out.put({"late": late[1:], "rss": psutil.Process().memory_info().rss})
+
+
+def bench_per_process(server, base_url: str, cfg: dict) -> list[dict]:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["otf_dagster.core.runner", "psutil"])
+    steps = []
+    for n in cfg["per_process"]:
+        with server.fresh_database() as url:
+            with TaskStore(url) as store:
+                task_types.apply(store, [counter_type()])
+                tasks = seed(store, n, f"r{n}")
+            stop, out = ctx.Event(), ctx.Queue()
+            procs = [
+                ctx.Process(
+                    target=one_task_process, args=(url, base_url, t, a, stop, out), daemon=True
+                )
+                for t, a in tasks
+            ]
+            for p in procs:
+                p.start()
+            time.sleep(cfg["window"] + POLL)
+            stop.set()
+            reports = [out.get(timeout=60) for _ in procs]
+            for p in procs:
+                p.join(10)
+        late = [x for r in reports for x in r["late"]]
+        step = {
+            "n": n,
+            "p50": pct(late, 0.5),
+            "p99": pct(late, 0.99),
+            "rss_mb_each": statistics.mean(r["rss"] for r in reports) / 2**20,
+        }
+        steps.append(step)
+        log(
+            f"   N={n:>4} processes: lateness p99 {step['p99'] * 1000:8.1f} ms, "
+            f"{step['rss_mb_each']:.0f} MB each"
+        )
+        if step["p99"] > GOAL_P99:
+            break
+    return steps
+
+
+# --- the Task Manager's side ---------------------------------------------------------------
+
+
+def bench_manager(server, results: list, info: dict, quick: bool) -> None:
+    n = 500 if quick else 2000
+    with server.fresh_database() as url, TaskStore(url) as store:
+        task_types.apply(store, [counter_type()])
+        tasks = seed(store, n, "a")
+        t0 = time.perf_counter()
+        assigned, pools = store.assign_to_pools(
+            DEPLOYMENT.id, tasks, capacity=500, stale_seconds=60
+        )
+        took = time.perf_counter() - t0
+        assert sum(len(v) for v in assigned.values()) == n
+    _common.record(
+        results,
+        f"pool.assign_{n}",
+        round(took, 4),
+        "s",
+        "the 2 s goal",
+        2.0,
+        pools=len(pools),
+        machine=info,
+        goal="< 2 s",
+        goal_met=took < 2.0,
+    )
+    log(f"   assign {n} claimed tasks to {len(pools)} pools: {took * 1000:.0f} ms")
+
+    finished = 50_000 if quick else 1_000_000
+    claims = []
+    for filled in (0, finished):
+        with server.fresh_database() as url, TaskStore(url) as store:
+            task_types.apply(store, [counter_type()])
+            if filled:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(
+                        "INSERT INTO tasks (task_id, task_type, external_key, scheduled_at, state, attempt, finished_at) "
+                        "SELECT 'bench_counter:f' || g, 'BENCH_COUNTER', 'f' || g, "
+                        "now() - make_interval(days => g % 365), 'FINISHED', 1, now() "
+                        "FROM generate_series(1, %s) g",
+                        (filled,),
+                    )
+                    conn.execute("VACUUM ANALYZE tasks")
+            now = datetime.now(UTC) - timedelta(seconds=1)
+            store.schedule_tasks(
+                "BENCH_COUNTER",
+                [(f"c{i}", now, {"start": 0, "steps": 1, "every": 1}) for i in range(2000)],
+            )
+            t0 = time.perf_counter()
+            got = 0
+            while got < 2000:
+                got += len(store.claim_ready(500, deployment=DEPLOYMENT.id, source="bench"))
+            claims.append(2000 / (time.perf_counter() - t0))
+    _common.record(
+        results,
+        "pool.claim_with_1m_finished" if not quick else "pool.claim_with_50k_finished",
+        round(claims[1], 1),
+        "tasks/s",
+        "the same claim on a table with no finished task",
+        round(claims[0], 1),
+        finished_rows=finished,
+        machine=info,
+        goal=">= 0.8x and flat in the table's size",
+        goal_met=claims[1] >= 0.8 * claims[0],
+    )
+    log(
+        f"   claim: {claims[0]:.0f} tasks/s empty, {claims[1]:.0f} tasks/s with {finished:,} finished"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    with _common.bench_server() as server:
+        return run(server, cfg, args)
+
+
+def run(server, cfg: dict, args) -> int:
+    info = server.machine()
+    log(f"machine: {_common.machine_line(info)}")
+    results: list[dict] = []
+    ctx = mp.get_context("spawn")
+    port_out, stop = ctx.Queue(), ctx.Event()
+    feed = ctx.Process(target=serve, args=(port_out, stop), daemon=True)
+    feed.start()
+    base_url = port_out.get(timeout=30)
+    try:
+        log("1. the feed server's own capacity")
+        capacity = feed_capacity(base_url)
+        log(f"   {capacity:.0f} requests/s from 32 client threads")
+        needed = max(cfg["ramp"]) / POLL
+        _common.record(
+            results,
+            "pool.feed_server_capacity",
+            round(capacity, 1),
+            "requests/s",
+            f"the largest pool's load ({max(cfg['ramp'])} tasks / {POLL:g} s)",
+            needed,
+            machine=info,
+        )
+        log(f"2. one pool process, N live tasks polled every {POLL:g}s, {cfg['window']:g}s each")
+        steps = bench_pool_ramp(server, base_url, cfg, results, info)
+        log("3. one process per task")
+        singles = bench_per_process(server, base_url, cfg)
+        log("4. the Task Manager's side")
+        bench_manager(server, results, info, args.quick)
+    finally:
+        stop.set()
+        feed.join(10)
+    on_time = max((s["n"] for s in steps if s["p99"] <= GOAL_P99 and not s["errors"]), default=0)
+    single_on_time = max((s["n"] for s in singles if s["p99"] <= GOAL_P99), default=0)
+    common = {"machine": info, "poll_interval_s": POLL, "window_s": cfg["window"]}
+    _common.record(
+        results,
+        "pool.live_tasks_on_time",
+        float(on_time),
+        "tasks",
+        "smallest N tried",
+        float(cfg["ramp"][0]),
+        ramp=steps,
+        goal=">= 2000 with p99 <= 1 s and RSS <= 1 GB",
+        goal_met=on_time >= 2000 and all(s["rss_mb"] <= 1024 for s in steps if s["n"] <= on_time),
+        **common,
+    )
+    for s in steps:
+        _common.record(
+            results,
+            f"pool.p99_lateness.n{s['n']}",
+            round(s["p99"], 4),
+            "s",
+            "goal",
+            GOAL_P99,
+            p50=s["p50"],
+            **common,
+        )
+        _common.record(
+            results,
+            f"pool.rss_mb.n{s['n']}",
+            round(s["rss_mb"], 1),
+            "MB",
+            "goal",
+            1024.0,
+            rss_per_task_kb=s["rss_per_task_kb"],
+            **common,
+        )
+    measured = [s for s in steps if s["polls"]]
+    cpu = statistics.median(s["cpu_ms_per_poll"] for s in measured) if measured else float("nan")
+    _common.record(
+        results,
+        "pool.cpu_ms_per_poll",
+        round(cpu, 3),
+        "ms",
+        "goal",
+        2.0,
+        goal_met=cpu <= 2.0,
+        per_n={s["n"]: round(s["cpu_ms_per_poll"], 3) for s in steps},
+        **common,
+    )
+    _common.record(
+        results,
+        "pool.vs_run_per_task",
+        round(on_time / max(1, single_on_time), 2),
+        "x",
+        "live tasks on time, one process per task (a lower bound of one-run-per-task cost)",
+        float(single_on_time),
+        per_process=singles,
+        goal=">= 20x",
+        goal_met=on_time >= 20 * max(1, single_on_time),
+        **common,
+    )
+    _common.print_table(results)
+    if not args.no_write:
+        log(f"merged into {_common.write_results(results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""``otf dev`` supervises what it starts: a killed daemon is restarted, a dead simulator ends
+the session, and Ctrl-C stops every part, one line each, no traceback, no process left
+(checked with psutil, over every process the session was seen to have)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from otf_dagster.cli import _register, cli
+from otf_dagster_tests.local.dev_session import DevSession
+
+pytestmark = pytest.mark.e2e
+PARTS = ("webserver", "daemon", "code server", "simulator")
+
+
+@pytest.fixture
+def dev_env(pg_server, db_url, tmp_path):
+    """The environment of a shell that runs `otf dev` against the test server's databases."""
+    storage = f"otf_test_dev_storage_{os.getpid()}"
+    storage_url = pg_server.create_database(storage, template=None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTF_", "DAGSTER_"))}
+    env |= {
+        "OTF_DATABASE_URL": db_url,
+        "DAGSTER_PG_URL": storage_url,
+        "OTF_STATE_DIR": str(tmp_path / ".otf"),
+    }
+    yield env
+    pg_server.drop_database(storage)
+
+
+def otf_env(env: dict) -> dict[str, str]:
+    _register()
+    out = CliRunner().invoke(cli, ["env"], env=env, catch_exceptions=False).output
+    pairs = [shlex.split(line)[1] for line in out.splitlines() if line.startswith("export ")]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def start(env: dict, tmp_path: Path) -> DevSession:
+    # Games far off: these tests watch the processes, not the games.
+    return DevSession(env, "--games", "1", "--first-start", "3600", cwd=tmp_path)
+
+
+def test_a_killed_daemon_is_restarted_and_ctrl_c_leaves_nothing(dev_env, tmp_path):
+    dev = start(dev_env, tmp_path)
+    try:
+        dev.wait_for("Dagster UI on")
+        exports = otf_env(dev_env)  # what another shell gets from `eval "$(otf env)"`
+        assert exports["OTF_FEED_BASE_URL"] == f"http://127.0.0.1:{dev.sim_port}"
+        assert exports["DAGSTER_HOME"] == str(tmp_path / ".otf" / "dagster_home")
+        assert exports["OTF_DATABASE_URL"] == dev_env["OTF_DATABASE_URL"]
+        daemon = dev.part("dagster-daemon")
+        os.kill(daemon.pid, signal.SIGKILL)
+        dev.wait_for("daemon was killed by SIGKILL: restarted")
+        again = dev.part("dagster-daemon")
+        assert again.pid != daemon.pid and again.is_running()
+
+        assert dev.interrupt() == 0
+        out = dev.output
+        assert "Traceback" not in out and "KeyboardInterrupt" not in out
+        tail = out[out.index("stopping ...") :].splitlines()[1:]
+        assert [line.split(" and ")[0] for line in tail[:4]] == [f"stopped {p}" for p in PARTS]
+        assert tail[-1] == "stopped: no process left behind"
+        assert dev.left_behind() == []
+        assert not (tmp_path / ".otf" / "dev-session.json").exists()
+    finally:
+        dev.kill()
+
+
+def test_a_dead_simulator_ends_the_session_and_leaves_nothing(dev_env, tmp_path):
+    dev = start(dev_env, tmp_path)
+    try:
+        dev.wait_for("Dagster UI on")
+        code_server = dev.part("code-server start")
+        grpc = [
+            p for p in code_server.children(recursive=True) if "api grpc" in " ".join(p.cmdline())
+        ]
+        assert grpc, "the code server's gRPC process was not found"
+        os.kill(dev.part("otf simulate").pid, signal.SIGKILL)
+        assert dev.wait() == 1
+        out = dev.output
+        assert "simulator was killed by SIGKILL: stopping everything" in out
+        assert "stopped: no process left behind" in out and "Traceback" not in out
+        assert dev.left_behind() == []
+        assert not any(p.is_running() for p in grpc)
+    finally:
+        dev.kill()
+
+
+def test_orphans_of_a_killed_code_server_are_found_and_stopped(dev_env, tmp_path):
+    """SIGKILL the code server alone: its gRPC child is orphaned (re-parented to otf dev, a
+    child subreaper), the code server is restarted, and Ctrl-C still stops the orphan."""
+    dev = start(dev_env, tmp_path)
+    try:
+        dev.wait_for("Dagster UI on")
+        code_server = dev.part("code-server start")
+        orphans = [p for p in code_server.children(recursive=True)]
+        assert orphans
+        os.kill(code_server.pid, signal.SIGKILL)
+        dev.wait_for("code server was killed by SIGKILL: restarted")
+        assert all(p.ppid() == dev.proc.pid for p in orphans if p.is_running())
+        assert dev.interrupt() == 0
+        assert dev.left_behind() == []
+        assert not any(p.is_running() for p in orphans)
+    finally:
+        dev.kill()
