@@ -175,12 +175,18 @@ def test_a_slate_finishes_through_the_split_deployment_across_a_code_server_rest
             tuple(n["assetKey"]["path"]): [d["path"] for d in n["dependencyKeys"]] for n in nodes
         }
         assert deps[("game_boxscore",)] == [["game_schedule"]]  # lineage drawn in the UI
-        runs = graphql(url, RUNS)["runsOrError"]["results"]
         finals = {t.run_id for t in store.list_tasks(task_type=T)}
-        assert {r["status"] for r in runs if r["runId"] in finals} == {"SUCCESS"}
-        for r in runs:  # runs name their task (the matchup tags come with the handler seam)
+
+        def final_runs_succeeded() -> bool:  # a run ends a moment after its task does
+            runs = graphql(url, RUNS)["runsOrError"]["results"]
+            return {r["status"] for r in runs if r["runId"] in finals} == {"SUCCESS"}
+
+        wait_for(final_runs_succeeded, 60, "the final runs to end SUCCESS", containers)
+        runs = graphql(url, RUNS)["runsOrError"]["results"]
+        for r in runs:  # runs name their task and its matchup
             tags = {t["key"]: t["value"] for t in r["tags"]}
             assert tags["otf/task_type"] == T and tags["otf/task_id"] == tags["dagster/partition"]
+            assert " @ " in tags["otf/matchup"]
     finally:
         for c in reversed(containers):
             c.stop(grace=5)

@@ -33,7 +33,7 @@ WORKSPACE = """load_from:
       location_name: otf_dagster
 """
 TASKS = 300
-STEPS = 12
+STEPS = 20
 
 
 def counter_type() -> task_types.TaskType:
@@ -53,9 +53,12 @@ def counter_type() -> task_types.TaskType:
 
 
 def schedule_slate(store: TaskStore, prefix: str) -> None:
-    start = time.time() + 8
+    """Ready now; the counters start counting in 40 s (a pool run takes a while to start)
+    and count for STEPS seconds."""
+    now = time.time()
+    start = now + 40
     items = [
-        (f"{prefix}{i:03d}", datetime.fromtimestamp(start, UTC), {"start": start, "steps": STEPS})
+        (f"{prefix}{i:03d}", datetime.fromtimestamp(now, UTC), {"start": start, "steps": STEPS})
         for i in range(TASKS)
     ]
     store.schedule_tasks("E2E_COUNTER", items)
@@ -152,7 +155,7 @@ def test_two_pools_host_a_slate_and_a_killed_pool_loses_nothing(
                 return len(running) == 2 and all(p["load"] > 0 for p in running)
 
             wait_for(two_pools_busy, 120, "two busy pools", [log])
-            wait_for(lambda: _events(store) >= 600, 60, "polls in both pools", [log])
+            wait_for(lambda: _events(store) >= 900, 120, "polls in both pools", [log])
             victim = store.list_pools()[0]
             pid = _worker_pid(instance, victim["run_id"])
             assert pid, "the pool's run worker was not found"
@@ -188,8 +191,9 @@ def test_two_deployments_share_the_task_database_and_one_takes_over_when_the_oth
 ):
     task_types.apply(store, [counter_type()])
     with Simulator(speed=60, games=1, first_start=3600) as sim:
-        env_a = deployment_env(pg_server, db_url, sim, tmp_path, "a")
-        env_b = deployment_env(pg_server, db_url, sim, tmp_path, "b")
+        # a few claims a tick, so both deployments take their share of the slate
+        env_a = deployment_env(pg_server, db_url, sim, tmp_path, "a") | {"OTF_CLAIM_LIMIT": "25"}
+        env_b = deployment_env(pg_server, db_url, sim, tmp_path, "b") | {"OTF_CLAIM_LIMIT": "25"}
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         schedule_slate(store, "d")
         a = start_daemon(env_a, logs[0])
@@ -200,9 +204,9 @@ def test_two_deployments_share_the_task_database_and_one_takes_over_when_the_oth
                 owners = Counter(
                     t.deployment_id for t in store.list_tasks(state="STARTED", limit=TASKS)
                 )
-                return len(owners) == 2 and _events(store) >= 600
+                return len(owners) == 2 and _events(store) >= 900
 
-            wait_for(both_polling, 120, "both deployments polling", logs)
+            wait_for(both_polling, 180, "both deployments polling", logs)
             relaunched_before = _relaunches(store)
             assert relaunched_before == 0, "a task was re-launched while both deployments lived"
             names = {d["name"]: d["deployment_id"] for d in store.list_deployments()}

@@ -32,7 +32,8 @@ def wait(condition, timeout: float, what: str, session: DevSession) -> None:
 
 
 def test_a_second_session_carries_on_without_red_runs(dev_env, store, tmp_path, monkeypatch):  # noqa: F811
-    with Simulator(speed=60, games=2, first_start=10, spacing=15) as sim:
+    # speed 30: a game lasts about two minutes, long enough to be live when Ctrl-C lands
+    with Simulator(speed=30, games=2, first_start=10, spacing=15) as sim:
         env = dev_env | {
             "OTF_FEED_BASE_URL": sim.base_url,
             "OTF_SENSOR_INTERVAL_SECONDS": "3",
@@ -60,12 +61,14 @@ def test_a_second_session_carries_on_without_red_runs(dev_env, store, tmp_path, 
                 assert not states[TaskState.FAILED] and not states[TaskState.CANCELLED], states
                 return states[TaskState.FINISHED] == len(sim.games)
 
-            wait(all_final, 300, "every game FINISHED", second)
+            wait(all_final, 420, "every game FINISHED", second)
             assert second.interrupt() == 0
         finally:
             second.kill()
 
-    assert {t.state for t in store.list_tasks()} <= {TaskState.FINISHED, TaskState.SCHEDULED}
+    games = store.list_tasks(task_type=T) + store.list_tasks(task_type="NBA_GAME_CONFIRM")
+    assert {t.state for t in games} <= {TaskState.FINISHED, TaskState.SCHEDULED}
+    assert TaskState.FAILED not in {t.state for t in store.list_tasks()}
     resumed = store.get_task(victim)
     assert resumed.attempt == interrupted.attempt + 1  # re-launched, from its checkpoint
     events = store.task_events(victim)
