@@ -140,7 +140,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
         run_id=f"bench-{pool_id}",
         capacity=n,
         url=url,
-        workers=32,
+        workers=16,
         per_host=16,
         idle_grace_seconds=3600,
         refresh_seconds=5.0,
@@ -353,7 +353,7 @@ def bench_manager(server, results: list, info: dict, quick: bool) -> None:
                     conn.execute(
                         "INSERT INTO tasks (task_id, task_type, external_key, scheduled_at, state, attempt, finished_at) "
                         "SELECT 'bench_counter:f' || g, 'BENCH_COUNTER', 'f' || g, "
-                        "now() - make_interval(days => g % 365), 'FINISHED', 1, now() "
+                        "now() - make_interval(days => g %% 365), 'FINISHED', 1, now() "
                         "FROM generate_series(1, %s) g",
                         (filled,),
                     )

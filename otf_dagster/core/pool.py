@@ -186,8 +186,11 @@ class RunnerPool:
                         self._wake.set()  # a task arrived as it was ending: take it
                 else:
                     idle_since = None
-                next_due = self._heap[0][0] - now if self._heap else self.refresh_seconds
-                self._kick.wait(max(0.0, min(next_due, self.refresh_seconds, 0.5)))
+                if self._heap and in_flight < self.workers * 2:
+                    wait = max(0.0, self._heap[0][0] - time.monotonic())
+                else:  # nothing due, or every worker busy: a finished poll kicks the loop
+                    wait = self.refresh_seconds
+                self._kick.wait(min(wait, self.refresh_seconds, 0.5))
                 self._kick.clear()
             self.summary.ended = "stopped"
             return self.summary
@@ -270,8 +273,11 @@ class RunnerPool:
             return Step(None, runner.fenced_out(str(exc)))
 
     def _collect(self, hosted: Hosted, future: Future) -> None:
-        error = future.exception()
-        self._done.append((hosted, None if error else future.result(), error))
+        if future.cancelled():  # the pool is stopping: the poll never ran
+            self._done.append((hosted, None, None))
+        else:
+            error = future.exception()
+            self._done.append((hosted, None if error else future.result(), error))
         self._kick.set()
 
     def _finished(self, hosted: Hosted, step: Step | None, error: BaseException | None) -> None:
@@ -297,8 +303,13 @@ class RunnerPool:
                 self.summary.finished[hosted.task_id] = str(step.ended.state)
             self.on_end(hosted.task_id, step.ended)
             return
+        # The runner's own plan (when it finished its poll, plus the delay), not this loop's
+        # pick-up time: polls do not drift later by the time a busy loop takes to see them.
+        runner = hosted.runner
         delay = step.delay
-        left = hosted.runner.seconds_to_deadline()
+        if runner.due is not None:
+            delay = (runner.due - runner.clock.now()).total_seconds()
+        left = runner.seconds_to_deadline()
         self._schedule(hosted.task_id, hosted.attempt, max(0.0, min(delay, left)))
 
     def _interval(self, hosted: Hosted) -> float:

@@ -393,6 +393,9 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "otf-simulator/0.1"
+        # Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm holds
+        # the body until the client's delayed ACK, 40 ms on every keep-alive request.
+        disable_nagle_algorithm = True
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -60,7 +60,6 @@ class TaskStore:
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS,
                 "application_name": application_name,
             },
-            check=ConnectionPool.check_connection,
             timeout=POOL_WAIT_SECONDS,
             open=False,
             name=application_name,
