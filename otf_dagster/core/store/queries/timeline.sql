@@ -4,9 +4,9 @@
 
 -- name: timeline_states
 SELECT id, time, attempt, service, state::text AS state, previous_state::text AS previous_state,
-       source, detail, xmin::text AS xid
+       source, detail, txid
 FROM task_states WHERE task_id = %(task_id)s;
 
 -- name: timeline_events
-SELECT seq, time, task_runner_id, task_seq, kind, payload, xmin::text AS xid
+SELECT seq, time, task_runner_id, task_seq, kind, payload, txid
 FROM task_events WHERE task_id = %(task_id)s;
