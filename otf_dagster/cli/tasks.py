@@ -6,6 +6,7 @@ import click
 
 from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
 from otf_dagster.core.models import TaskState
+from otf_dagster.core.stats import parse_duration, score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.local import embedded
@@ -76,3 +77,31 @@ def show(task_id: str, as_json: bool) -> None:
     events = sum(1 for e in entries if e["type"] == "event")
     click.echo(f"\ntimeline ({events} events):")
     emit_rows(entries, False, ["time", "type", "summary"])
+
+
+@tasks.command("timeline")
+@click.argument("task_id")
+@click.option(
+    "--bucket", default="1m", show_default=True, help="Bucket width: 30s, 1m, 5m, 1h, 1d."
+)
+@json_option
+def timeline_cmd(task_id: str, bucket: str, as_json: bool) -> None:
+    """A game's events per time bucket: score changes, points, and the score at each bucket's
+    end (TimescaleDB's time_bucket where the server has it)."""
+    width = parse_duration(bucket, "--bucket")
+    rows = score_timeline(embedded.resolve_task_url(), task_id, width)
+    emit_rows(
+        rows,
+        as_json,
+        None
+        if as_json
+        else [
+            "bucket",
+            "events",
+            "score_changes",
+            "home_points",
+            "away_points",
+            "home_score",
+            "away_score",
+        ],
+    )

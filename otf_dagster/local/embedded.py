@@ -33,6 +33,10 @@ TIMESCALEDB_ENV = "OTF_TIMESCALEDB"
 _PRELOAD_SETTINGS = (
     ("shared_preload_libraries", "timescaledb"),
     ("timescaledb.telemetry_level", "off"),  # the build has no OpenSSL, so no telemetry either
+    # One scheduler per database with the extension plus one worker per running job, beside
+    # PostgreSQL's own parallel workers (8): room for all of them.
+    ("timescaledb.max_background_workers", "16"),
+    ("max_worker_processes", "32"),
 )
 
 
@@ -111,7 +115,7 @@ def start(pgdata: Path | None = None, *, timescaledb: Path | None = None) -> Emb
             "(e.g. ../shared/timescaledb) to install it again"
         )
     server = _start(pgdata)
-    if timescaledb is not None and not _preloaded(server):
+    if timescaledb is not None and not _preload_settings_in_force(server):
         with psycopg.connect(server.admin_url, autocommit=True) as conn:
             for name, value in _PRELOAD_SETTINGS:
                 conn.execute(
@@ -132,10 +136,12 @@ def _start(pgdata: Path) -> EmbeddedServer:
     return EmbeddedServer(pgdata=pgdata, admin_url=server.get_uri("postgres"))
 
 
-def _preloaded(server: EmbeddedServer) -> bool:
+def _preload_settings_in_force(server: EmbeddedServer) -> bool:
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        libs = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
-    return "timescaledb" in libs
+        return all(
+            conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()[0] == value
+            for name, value in _PRELOAD_SETTINGS
+        )
 
 
 def stop(pgdata: Path | None = None) -> bool:
