@@ -17,7 +17,7 @@ FULL JOIN (SELECT * FROM task_event_stats_1m
        ON e.bucket = p.bucket AND e.task_type = p.task_type
 ORDER BY 1, 2;
 
--- The status_* queries take no parameters: they are sent as written (a % is literal).
+-- The status_* queries take no parameters: they are sent as written (their percent signs literal).
 
 -- name: status_migrations
 SELECT version, name, applied_at FROM otf_schema_migrations ORDER BY version;
@@ -59,7 +59,12 @@ WHERE view_schema = current_schema() ORDER BY view_name;
 -- Every background job of this database (policies and user jobs; TimescaleDB's own below
 -- id 1000 left out), its last run, and the error of its latest failed run.
 SELECT j.job_id, j.application_name AS job, j.hypertable_name AS relation, j.schedule_interval,
-       j.scheduled, st.last_run_started_at, st.last_run_status, st.next_start,
+       j.scheduled,
+       -- -infinity (never run) reads as NULL: clients cannot hold an infinite timestamp
+       CASE WHEN isfinite(st.last_run_started_at) THEN st.last_run_started_at END
+           AS last_run_started_at,
+       st.last_run_status,
+       CASE WHEN isfinite(st.next_start) THEN st.next_start END AS next_start,
        st.total_runs, st.total_failures, err.err_message AS last_error, err.finish_time AS last_error_at
 FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.job_stats st ON st.job_id = j.job_id
