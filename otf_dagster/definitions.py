@@ -24,6 +24,7 @@ from otf_dagster.defs.sensors import (
     build_task_manager,
     runner_failure_sensor,
 )
+from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
 
 
@@ -53,7 +54,7 @@ def build_definitions(
     days = game_day_partitions(timezone)
     schedule_job = build_game_schedule_job(days)
     return dg.Definitions(
-        assets=[build_game_schedule(days), game_boxscore],
+        assets=[build_game_schedule(days), game_boxscore, task_stats],
         jobs=[task_runner_job, schedule_job],
         schedules=[build_daily_schedule(schedule_job, timezone, cron)],
         sensors=[

@@ -1,17 +1,21 @@
 """The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from otf_dagster.core.manager import TAG_ATTEMPT
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
+from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError
-from otf_dagster.views.tables import score_table, timeline_markdown
+from otf_dagster.views.tables import score_table, score_timeline_markdown, timeline_markdown
 
 GAME_BOXSCORE = dg.AssetKey("game_boxscore")
+SCORE_BUCKET = timedelta(minutes=1)
 
 
 def _poll_metadata(report: PollReport) -> dict:
@@ -78,6 +82,7 @@ def _run_task(
         )
         outcome = runner.run()
         entries = timeline(store, task_id)
+        scores = score_timeline(store, task_id, SCORE_BUCKET)
 
     if outcome.state is None:
         raise dg.Failure(
@@ -93,6 +98,7 @@ def _run_task(
         "polls": outcome.polls,
         "events_written": outcome.events,
         "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
+        "score_timeline": dg.MetadataValue.md(score_timeline_markdown(scores)),
         "follow_ups": ", ".join(outcome.follow_ups),
     }
     if outcome.final is not None:

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -17,6 +18,8 @@ from psycopg.types.json import Jsonb
 from otf_dagster.cli import _register, cli
 from otf_dagster.core.stats import minute_stats, parse_duration, score_timeline
 from otf_dagster.core.store import migrations, pollstats
+from otf_dagster.defs.resources import TaskStoreResource
+from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import StoreError, UnknownTask
 from otf_dagster_tests.helpers import MEDIA, PLAIN
 from otf_dagster_tests.timescale import tsdb
@@ -274,3 +277,27 @@ def test_a_failing_job_shows_in_status_with_its_last_error(db_url, otf):
     assert mine["last_error"] == f"disk quota exceeded (test job {job})"
     text = otf("db", "status").output
     assert f"disk quota exceeded (test job {job})" in text and "Failed" in text
+
+
+def test_the_task_stats_asset_shows_the_last_hours_minutes(store, db_url):
+    for err in (None, "HTTP 503"):
+        store.run(
+            "poll",
+            lambda c, err=err: pollstats.log_poll(
+                c,
+                task_id="nba_game_media:g1",
+                task_type=MEDIA,
+                attempt=1,
+                task_runner_id="r",
+                lateness_seconds=1.5,
+                events=0,
+                error=err,
+            ),
+        )
+    result = dg.materialize(
+        [task_stats], resources={"task_store": TaskStoreResource(database_url=db_url)}
+    )
+    [mat] = result.asset_materializations_for_node("task_stats")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert (meta["polls"], meta["failed_polls"], meta["events"], meta["minutes"]) == (2, 1, 0, 1)
+    assert f"| {MEDIA} |" in meta["per_minute"].replace("  ", " ")
