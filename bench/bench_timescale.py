@@ -6,7 +6,8 @@ Two embedded servers of the same PostgreSQL 18.4 binaries run side by side: one 
 (``.otf/bench-pgdata``, the other benchmarks' server) and one with TimescaleDB preloaded
 (``.otf/bench-pgdata-timescale``; the build from ``OTF_TIMESCALEDB``, default
 ``../shared/timescaledb`` beside the checkout). Every measurement runs on a fresh, migrated
-database and is repeated (3 times by default, plain and hypertable interleaved); medians.
+database and is repeated (5 times by default, plain and hypertable interleaved, the order
+alternating); medians.
 
 * ``timescale.append_events``: ``TaskStore.append_events`` of 50,000 events (100 games'
   play-by-play, 1,000 rows a call) into hypertables, beside the same into plain tables
@@ -358,7 +359,7 @@ def run(quick: bool, repeats: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--no-write", action="store_true", help="do not merge into bench/results.json"
     )

@@ -22,6 +22,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 import psycopg
+from psycopg import sql
 
 from otf_dagster.core.store.db import connect, translated_errors
 from otf_dagster.core.store.queries import query
@@ -92,7 +93,8 @@ def migrate(
                 applied.append(mig.name)
             if _has_enable_step(conn):
                 with conn.transaction():
-                    notes += _step_notes(conn.execute(f"SELECT * FROM {ENABLE_STEP}()"))
+                    step = sql.SQL("SELECT * FROM {}()").format(sql.Identifier(ENABLE_STEP))
+                    notes += _step_notes(conn.execute(step))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     if on_note is not None:
