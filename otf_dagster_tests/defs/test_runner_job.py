@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -17,10 +18,22 @@ from otf_dagster_tests.helpers import apply_test_types
 T = "NBA_GAME_BOXSCORE"
 
 
+class RequestClock:
+    """Time that moves one second per read. The simulator reads it once per request, so at
+    speed 900 the recorded game is final at the runner's fourth poll however busy the machine
+    (on the wall clock, a slow start could leave the runner two polls)."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
 @pytest.fixture
 def fast_game():
-    # speed 900: the whole recorded game replays in about 4 seconds of real time
-    with Simulator(speed=900, games=1, first_start=0, spacing=10) as sim:
+    with Simulator(speed=900, games=1, first_start=0, spacing=10, clock=RequestClock()) as sim:
         yield sim
 
 
