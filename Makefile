@@ -2,12 +2,19 @@
 #   make dev   - the whole system on the embedded default (own PostgreSQL, feed simulator, Dagster)
 #                options go through ARGS: make dev ARGS="--games 8 --speed 60"
 #   make test  - the test suite against a real PostgreSQL it starts itself
+#   make test-timescale - the same suite on TimescaleDB: the build in $(OTF_TIMESCALEDB)
+#                (default ../shared/timescaledb beside the checkout) installed into the
+#                venv's PostgreSQL and preloaded in a test server folder of its own
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test bench lint stop clean
+# The TimescaleDB build folder (with install.sh), relative paths from the project root.
+OTF_TIMESCALEDB ?= ../shared/timescaledb
+TIMESCALEDB_DIR := $(abspath $(OTF_TIMESCALEDB))
+
+.PHONY: install dev test test-timescale bench lint stop clean
 
 install: $(VENV)/.installed
 
@@ -20,9 +27,16 @@ $(VENV)/.installed: pyproject.toml
 dev: install
 	$(BIN)/otf dev $(ARGS)
 
+# `make test` is the plain pass whatever the environment says; OTF_TEST_ADMIN_URL still points it
+# at any server (a TimescaleDB one included).
 test: install
-	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
-	$(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
+	@status=0; OTF_TEST_TIMESCALEDB= $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	OTF_TEST_TIMESCALEDB= $(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
+
+test-timescale: install
+	@test -x "$(TIMESCALEDB_DIR)/install.sh" || { echo "make test-timescale: no TimescaleDB build at $(TIMESCALEDB_DIR) (no install.sh there); set OTF_TIMESCALEDB to the build folder" >&2; exit 1; }
+	@status=0; OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -29,6 +29,7 @@ from otf_dagster.defs.sensors import (
     build_failure_sensor,
     build_task_manager,
 )
+from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, LEAGUES_FILE_ENV, load_leagues
 
@@ -92,7 +93,7 @@ def build_definitions(
     grid = game_schedule_partitions(leagues, timezone)
     schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
-        assets=[build_game_schedule(grid), game_boxscore],
+        assets=[build_game_schedule(grid), game_boxscore, task_stats],
         jobs=[task_runner_job, runner_pool_job, schedule_job],
         schedules=[build_daily_schedule(schedule_job, timezone, leagues, cron)],
         sensors=[

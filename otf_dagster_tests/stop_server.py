@@ -1,7 +1,7 @@
 """Stop the test suite's embedded PostgreSQL (``make test`` runs this at the end)."""
 
-from otf_dagster import config
 from otf_dagster.local import embedded
+from otf_dagster_tests.pg import pgdata_folder
 
 if __name__ == "__main__":
-    embedded.stop(config.state_dir() / "test-pgdata")
+    embedded.stop(pgdata_folder())

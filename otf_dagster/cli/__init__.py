@@ -37,12 +37,13 @@ def cli(embedded: bool) -> None:
 
 
 def _register() -> None:
-    from otf_dagster.cli import db, dev, feed, simulate, tasks
+    from otf_dagster.cli import db, dev, feed, simulate, stats, tasks
 
     cli.add_command(db.db)
     cli.add_command(db.task_types_group)
     cli.add_command(db.env)
     cli.add_command(tasks.tasks)
+    cli.add_command(stats.stats)
     from otf_dagster.cli import services as services_cli
 
     cli.add_command(services_cli.report_cmd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from datetime import timedelta
 
 import click
 
@@ -23,33 +24,96 @@ def db() -> None:
 
 @db.command()
 def migrate() -> None:
-    """Apply the migrations in sql/ that are not applied yet (idempotent)."""
+    """Apply the migrations in sql/ that are not applied yet (idempotent), then the TimescaleDB
+    step: where the server has TimescaleDB, plain time-series tables become hypertables with
+    their rows, with compression, retention and continuous aggregates."""
     url = embedded.resolve_task_url()
-    applied = migrations.migrate(url)
+    applied = migrations.migrate(url, on_note=click.echo)
     click.echo(f"applied {', '.join(applied)}" if applied else "up to date: nothing to apply")
 
 
 @db.command()
 @json_option
 def status(as_json: bool) -> None:
-    """Applied migrations, TimescaleDB presence, hypertables."""
+    """Migrations; TimescaleDB: hypertables, chunks, compression, continuous aggregates, policy
+    jobs with their last run and last error."""
     info = migrations.status(embedded.resolve_task_url(writes=False))
     if as_json:
         emit_object(info, True)
         return
     click.echo(f"server: PostgreSQL {info['server_version']}")
-    ts = info["timescaledb"]
-    click.echo(
-        f"timescaledb: {ts if ts else 'not installed'}"
-        + (
-            ""
-            if ts
-            else f" ({'available' if info['timescaledb_available'] else 'not available'} on this server; plain tables)"
+    click.echo(f"timescaledb: {_timescaledb_line(info)}")
+    for note in info["notes"]:
+        click.echo(f"note: {note}")
+    if info["hypertables"]:
+        click.echo("\nhypertables:")
+        emit_rows([_hypertable_row(h) for h in info["hypertables"]], False)
+        click.echo(
+            f"\ncontinuous aggregates: {', '.join(info['continuous_aggregates']) or '(none)'}"
         )
-    )
-    click.echo(f"hypertables: {', '.join(info['hypertables']) or '(none)'}")
-    click.echo(f"pending: {', '.join(info['pending']) or '(none)'}")
+        click.echo("\npolicy jobs:")
+        emit_rows(
+            [{**j, "schedule_interval": _interval(j["schedule_interval"])} for j in info["jobs"]],
+            False,
+            [
+                "job_id",
+                "job",
+                "relation",
+                "schedule_interval",
+                "scheduled",
+                "last_run_started_at",
+                "last_run_status",
+                "next_start",
+                "last_error",
+            ],
+        )
+    click.echo(f"\npending: {', '.join(info['pending']) or '(none)'}")
     emit_rows(info["applied"], False, ["version", "name", "applied_at"])
+
+
+def _timescaledb_line(info: dict) -> str:
+    if info["timescaledb"] and info["timescaledb_preloaded"]:
+        return f"{info['timescaledb']}"
+    if info["timescaledb"]:
+        return f"{info['timescaledb']} installed in this database, library not preloaded"
+    if info["timescaledb_available"]:
+        preload = "preloaded" if info["timescaledb_preloaded"] else "not preloaded"
+        return f"not installed in this database (available on this server, {preload}); plain tables"
+    return "not installed (not available on this server); plain tables"
+
+
+def _hypertable_row(h: dict) -> dict:
+    before, after = h["before_compression_total_bytes"], h["after_compression_total_bytes"]
+    return {
+        "hypertable": h["hypertable_name"],
+        "chunk_interval": _interval(h["chunk_interval"]),
+        "chunks": h["num_chunks"],
+        "compressed": h["compressed_chunks"],
+        "segment_by": h["compress_segmentby"],
+        "order_by": h["compress_orderby"],
+        "size": _bytes(h["total_bytes"]),
+        "compression": f"{before / after:.1f}x" if before and after else "",
+    }
+
+
+def _interval(td: timedelta | None) -> str:
+    if td is None:
+        return ""
+    seconds = int(td.total_seconds())
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
 
 
 @db.command()

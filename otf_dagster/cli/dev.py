@@ -195,7 +195,7 @@ def dev(
         task_url, dagster_url = embedded.resolve_urls()
         click.echo(f"task database:   {config.redact(task_url)}")
         click.echo(f"dagster storage: {config.redact(dagster_url)}")
-        applied = migrations.migrate(task_url)
+        applied = migrations.migrate(task_url, on_note=click.echo)
         click.echo(f"migrations: {', '.join(applied) or 'up to date'}")
         with TaskStore(task_url) as store:
             task_types.apply(store, task_types.load_file(task_types.DEFAULTS_FILE))

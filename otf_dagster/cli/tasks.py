@@ -21,6 +21,7 @@ from otf_dagster.cli._output import (
 )
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
+from otf_dagster.core.stats import parse_duration, score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.exceptions import ConfigError, StaleTransition
@@ -204,3 +205,31 @@ def _poll_line(report: PollReport) -> str:
     shown = [f"{k}={v}" for k, v in report.display.items() if not isinstance(v, Markdown)]
     done = "" if report.outcome == Outcome.CONTINUE else f" [{report.outcome}]"
     return f"poll {report.poll}: {what}{done}" + (f" | {' '.join(shown)}" if shown else "")
+
+
+@tasks.command("timeline")
+@click.argument("task_id")
+@click.option(
+    "--bucket", default="1m", show_default=True, help="Bucket width: 30s, 1m, 5m, 1h, 1d."
+)
+@json_option
+def timeline_cmd(task_id: str, bucket: str, as_json: bool) -> None:
+    """A game's events per time bucket: score changes, points, and the score at each bucket's
+    end (TimescaleDB's time_bucket where the server has it)."""
+    width = parse_duration(bucket, "--bucket")
+    rows = score_timeline(embedded.resolve_task_url(), task_id, width)
+    emit_rows(
+        rows,
+        as_json,
+        None
+        if as_json
+        else [
+            "bucket",
+            "events",
+            "score_changes",
+            "home_points",
+            "away_points",
+            "home_score",
+            "away_score",
+        ],
+    )

@@ -146,6 +146,20 @@ class Consumer:
         self._close_connections()
 
     def _close_connections(self) -> None:
+        conn = self._conn
+        if (
+            self.durable
+            and self.exclusive
+            and conn is not None
+            and not conn.closed
+            and not conn.broken
+        ):
+            # Released now, not when the closed session's server process gets round to exiting:
+            # a consumer reopened at once (on a busy server) would find its own name still taken.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (CONSUMER_LOCK_CLASS, self.name)
+                )
         for conn in (self._conn, self._listen_conn):
             if conn is not None:
                 conn.close()  # ends the session: its advisory lock and LISTEN go with it

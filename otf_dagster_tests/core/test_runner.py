@@ -223,3 +223,26 @@ def test_passing_feed_faults_lose_nothing(store, sim_clock, fault):
             points[e["payload"]["team"]] += e["payload"]["points"]
     assert points == {"BOS": 124, "ORL": 97}
     assert [e["task_seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_every_poll_leaves_a_poll_record_in_its_transaction(store, sim_clock):
+    """task_polls (otf stats): one row per poll, its events counted and its error kept."""
+    from otf_dagster.core.store import pollstats
+
+    sim, clock = sim_clock
+    apply_test_types(store)
+    task = start_task(store, sim.games[0].nba_id, clock)
+    errors = []
+
+    def on_poll(report):
+        if report.poll == 2:
+            sim.inject("boxscore_", "error", count=4, status=503)
+        if report.error:
+            errors.append(report.error)
+
+    outcome = runner(store, sim, task.task_id, 1, "run-1", clock=clock, on_poll=on_poll).run()
+    records = store.run("read polls", lambda c: pollstats.task_polls(c, task.task_id))
+    assert len(records) == outcome.polls
+    assert sum(r["events"] for r in records) == len(store.task_events(task.task_id))
+    assert [r["error"] for r in records if r["error"]] == errors and errors
+    assert {r["task_runner_id"] for r in records} == {"run-1"}

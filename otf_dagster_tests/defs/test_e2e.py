@@ -194,9 +194,18 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
                     break
                 except requests.RequestException:
                     time.sleep(1)
-            runs = graphql(url, RUNS)["runsOrError"]["results"]
-            statuses = {r["runId"]: r["status"] for r in runs}
+            # A task is FINISHED when its runner's last poll commits; its Dagster run ends a
+            # moment later (the materialization): wait for the runs to end, not for luck.
             run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
+            for _ in range(120):
+                runs = graphql(url, RUNS)["runsOrError"]["results"]
+                statuses = {r["runId"]: r["status"] for r in runs}
+                if all(
+                    statuses.get(r) not in (None, "QUEUED", "STARTING", "STARTED")
+                    for r in run_ids.values()
+                ):
+                    break
+                time.sleep(0.5)
             assert statuses[killed[0]] == "FAILURE"  # the killed run, seen as failed by Dagster
             assert {statuses[r] for r in run_ids.values()} == {"SUCCESS"}
             assert set(statuses) == set(run_ids.values()) | {killed[0]}

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from otf_dagster.core.models import RUNNER_SERVICE, EventRecord, TaskState
-from otf_dagster.core.store import scheduling, task_types
+from otf_dagster.core.store import pollstats, scheduling, task_types
 from otf_dagster.core.store.queries import query
 from otf_dagster.core.store.transitions import refusal
 
@@ -26,6 +26,7 @@ _EVENT_COLUMNS = ("task_id", "task_runner_id", "task_type", "task_seq", "kind", 
 EventRow = tuple[str, str, str, EventRecord]  # (task_id, task_runner_id, task_type, event)
 # (task type, external key, scheduled at, params)
 FollowUp = tuple[str, str, datetime, dict[str, Any]]
+PollRecord = tuple[float, str | None]  # (lateness in seconds, the error of a failed poll)
 
 
 def record_poll(
@@ -41,6 +42,7 @@ def record_poll(
     detail: dict[str, Any] | None = None,
     expected_seq: int | None = None,
     follow_ups: Sequence[FollowUp] = (),
+    poll_record: PollRecord | None = None,
 ) -> TaskState | None:
     """See :meth:`TaskStore.record_poll`."""
     row = c.execute(
@@ -63,6 +65,17 @@ def record_poll(
         ):
             return TaskState(cur["state"]) if finish is not None else None  # already applied
         raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
+    if poll_record is not None:
+        pollstats.log_poll(
+            c,
+            task_id=task_id,
+            task_type=row["task_type"],
+            attempt=attempt,
+            task_runner_id=run_id,
+            lateness_seconds=poll_record[0],
+            events=len(events),
+            error=poll_record[1],
+        )
     overall = None
     if finish is not None:
         overall = finish_service(c, task_id, attempt, RUNNER_SERVICE, finish, reason, detail)

@@ -333,6 +333,7 @@ class TaskStore:
         detail: dict[str, Any] | None = None,
         expected_seq: int | None = None,
         follow_ups: Sequence[polls.FollowUp] = (),
+        poll_record: polls.PollRecord | None = None,
     ) -> TaskState | None:
         """One poll's writes in ONE transaction: checkpoint + heartbeat, the events, follow-up
         tasks, and (with ``finish``) the runner's end and the task's derived overall state,
@@ -341,7 +342,8 @@ class TaskStore:
         Fenced by (STARTED, attempt): a stale runner writes nothing and gets StaleTransition.
         With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
         idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
-        already moved to ``checkpoint['next_seq']`` and writes nothing twice.
+        already moved to ``checkpoint['next_seq']`` and writes nothing twice. ``poll_record``
+        (lateness, error) adds the poll's row to ``task_polls`` in the same transaction.
         """
         return self.run(
             f"record poll of {task_id!r}",
@@ -357,6 +359,7 @@ class TaskStore:
                 detail=detail,
                 expected_seq=expected_seq,
                 follow_ups=follow_ups,
+                poll_record=poll_record,
             ),
         )
 

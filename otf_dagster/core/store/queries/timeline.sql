@@ -4,9 +4,32 @@
 
 -- name: timeline_states
 SELECT id, time, attempt, service, state::text AS state, previous_state::text AS previous_state,
-       source, detail, xmin::text AS xid
+       source, detail, txid
 FROM task_states WHERE task_id = %(task_id)s;
 
 -- name: timeline_events
-SELECT seq, time, task_runner_id, task_seq, kind, payload, xmin::text AS xid
+SELECT seq, time, task_runner_id, task_seq, kind, payload, txid
 FROM task_events WHERE task_id = %(task_id)s;
+
+-- name: score_timeline
+-- A game's events per time bucket (otf_time_bucket: TimescaleDB's time_bucket() where it is
+-- installed, sql/0008) with the points scored in it and the score at its end: the last event of
+-- the bucket that carries home_score and away_score (score_changed, lead_changed, game_final...).
+-- A bucket with no scoring has NULL scores; the caller carries the score forward.
+SELECT otf_time_bucket(%(bucket)s::interval, time) AS bucket,
+       count(*) AS events,
+       count(*) FILTER (WHERE kind = 'score_changed') AS score_changes,
+       coalesce(sum((payload ->> 'points')::int) FILTER (WHERE kind = 'score_changed'
+                                                          AND payload ->> 'side' = 'home'), 0)
+           AS home_points,
+       coalesce(sum((payload ->> 'points')::int) FILTER (WHERE kind = 'score_changed'
+                                                          AND payload ->> 'side' = 'away'), 0)
+           AS away_points,
+       (array_agg((payload ->> 'home_score')::int ORDER BY seq DESC)
+            FILTER (WHERE payload ? 'home_score' AND payload ? 'away_score'))[1] AS home_score,
+       (array_agg((payload ->> 'away_score')::int ORDER BY seq DESC)
+            FILTER (WHERE payload ? 'home_score' AND payload ? 'away_score'))[1] AS away_score
+FROM task_events
+WHERE task_id = %(task_id)s
+GROUP BY 1
+ORDER BY 1;
