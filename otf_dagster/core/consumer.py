@@ -37,17 +37,6 @@ CHANNEL = "otf_events"
 CONSUMER_LOCK_CLASS = 0x07F0_0003
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
-EVENT_COLUMNS = (
-    "seq",
-    "time",
-    "task_id",
-    "task_runner_id",
-    "task_type",
-    "task_seq",
-    "kind",
-    "payload",
-)
-
 
 class Consumer:
     """Reads task events in commit (``seq``) order; durable when it has a ``name``.

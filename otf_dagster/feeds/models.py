@@ -46,29 +46,6 @@ GOAL = "goal"  # hockey, soccer
 PENALTY = "penalty"  # hockey
 RED_CARD = "red_card"  # soccer
 PLAY_CORRECTED = "play_corrected"  # a play the feed changed or took back
-EVENT_KINDS = (
-    GAME_STARTED,
-    PERIOD_STARTED,
-    SCORE_CHANGED,
-    LEAD_CHANGED,
-    PERIOD_ENDED,
-    GAME_FINAL,
-    STATS_CORRECTED,
-    POSTPONED,
-    CANCELLED,
-    RESCHEDULED,
-    SUSPENDED,
-    RESUMED,
-    DELAYED,
-    SCORING_PLAY,
-    POSSESSION_CHANGED,
-    HALF_INNING_STARTED,
-    HALF_INNING_ENDED,
-    GOAL,
-    PENALTY,
-    RED_CARD,
-    PLAY_CORRECTED,
-)
 
 
 def _utc(value: datetime) -> datetime:

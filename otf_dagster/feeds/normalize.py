@@ -26,7 +26,6 @@ ESPN_TO_NBA_TRICODE = {
     "UTAH": "UTA",
     "WSH": "WAS",
 }
-NBA_TO_ESPN_TRICODE = {v: k for k, v in ESPN_TO_NBA_TRICODE.items()}
 
 
 def nba_tricode(abbreviation: Any) -> str:
