@@ -232,3 +232,38 @@ def test_the_mode_is_chosen_per_type_with_a_deployment_default(db_url, store, mo
         ({"pong:y"}, {"ping:x"}) if mode == "run" else ({"ping:x"}, {"pong:y"})
     )
     assert set(report.partitions) == {"ping:x", "pong:y"}
+
+
+def test_a_pool_that_loses_its_database_connections_loses_nothing(db_url, store):
+    """The server drops every connection of the pool mid-slate (as a restart does): the polls'
+    results wait in memory, the writes are retried, each task's stream is whole."""
+    import psycopg
+
+    with ScriptedFeed() as feed:
+        task_types.apply(store, [ping_type(feed.base_url)])
+        keys = [f"d{i}" for i in range(10)]
+        for key in keys:
+            script(feed, key, steps=40)
+        schedule(store, keys)
+        report = tick(store, capacity=10)
+        [pool_id] = report.assigned
+        with PoolThread(db_url, pool_id, 10) as pool:
+            deadline = time.monotonic() + 60
+            while sum(len(store.task_events(f"ping:{k}")) for k in keys) < 50:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            with psycopg.connect(db_url, autocommit=True) as admin:
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    (f"test-{pool_id}",),
+                ).fetchone()[0]
+            assert dropped >= 1
+            pool.wait(120)
+    for key in keys:
+        task_id = f"ping:{key}"
+        assert store.get_task(task_id).state == TaskState.FINISHED
+        chain = [(e["payload"]["old"], e["payload"]["new"]) for e in store.task_events(task_id)]
+        assert chain[0] == (None, 0) and chain[-1][1] == 39
+        assert all(a[1] == b[0] for a, b in zip(chain, chain[1:], strict=False)), chain
+        assert [e["task_seq"] for e in store.task_events(task_id)] == list(range(1, len(chain) + 1))
