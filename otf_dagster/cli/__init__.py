@@ -44,6 +44,7 @@ def _register() -> None:
     cli.add_command(db.env)
     cli.add_command(tasks.tasks)
     cli.add_command(stats.stats)
+    from otf_dagster.cli import pools as pools_cli
     from otf_dagster.cli import services as services_cli
 
     cli.add_command(services_cli.report_cmd)
@@ -53,6 +54,8 @@ def _register() -> None:
     cli.add_command(dev.dagster_home_cmd)
     cli.add_command(feed.feed)
     cli.add_command(simulate.simulate)
+    cli.add_command(pools_cli.deployments)
+    cli.add_command(pools_cli.pools)
 
 
 def main() -> None:
