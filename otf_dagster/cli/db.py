@@ -56,8 +56,8 @@ def start() -> None:
     """Start the embedded server (if not running) and create its two databases."""
     server, task_url, dagster_url = embedded.start_with_databases()
     click.echo(f"embedded PostgreSQL running in {server.pgdata}")
-    click.echo(f"task database:    {task_url}")
-    click.echo(f"dagster storage:  {dagster_url}")
+    click.echo(config.redact(f"task database:    {task_url}"))
+    click.echo(config.redact(f"dagster storage:  {dagster_url}"))
 
 
 @db.command()
@@ -69,12 +69,17 @@ def stop() -> None:
 @click.command("env")
 def env() -> None:
     """Print shell exports for the databases (starting the embedded server when none is set):
-    ``eval $(otf env)`` before `dagster` commands."""
+    ``eval $(otf env)`` before `dagster` commands. A URL that carries a password is already in
+    the environment and is not printed."""
     task_url, dagster_url = embedded.resolve_urls()
-    click.echo(f"export {config.TASK_DB_ENV}={shlex.quote(task_url)}")
-    click.echo(
-        f"export {config.DAGSTER_DB_ENV}={shlex.quote(config.dagster_storage_url(dagster_url))}"
-    )
+    for name, url in (
+        (config.TASK_DB_ENV, task_url),
+        (config.DAGSTER_DB_ENV, config.dagster_storage_url(dagster_url)),
+    ):
+        if config.redact(url) != url:
+            click.echo(f"# {name} is set and carries a password: not printed")
+        else:
+            click.echo(f"export {name}={shlex.quote(url)}")
 
 
 @click.group("task-types")
