@@ -8,6 +8,7 @@ from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
+from otf_dagster.exceptions import StoreError, shown
 from otf_dagster.local import embedded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -24,12 +25,32 @@ def tasks() -> None:
 @click.option("--at", "at", required=True, help="When it becomes ready (ISO time with zone).")
 @json_option
 def schedule(task_type: str, key: str, at: str, as_json: bool) -> None:
-    """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time)."""
+    """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time).
+
+    A task that has already started is left as it is and says so; one that has ended
+    (FINISHED, FAILED, CANCELLED) is not scheduled again: the command says how it ended and
+    exits 1.
+    """
     when = parse_time(at, "--at")
     with TaskStore(embedded.resolve_task_url()) as store:
         task_id, outcome = store.schedule_task(task_type, key, when, source="cli")
+        task = store.get_task(task_id) if outcome == "unchanged" else None
+    if task is not None and task.state.terminal:
+        how = f" ({shown(task.last_error, 120)})" if task.last_error else ""
+        raise StoreError(
+            f"task {task_id} is {task.state} (attempt {task.attempt}){how}: a task that has "
+            "ended is not scheduled again; see `otf tasks show`"
+        )
+    state = task.state if task is not None else TaskState.SCHEDULED
     if as_json:
-        click.echo(to_json({"task_id": task_id, "outcome": outcome, "scheduled_at": when}))
+        click.echo(
+            to_json({"task_id": task_id, "outcome": outcome, "state": state, "scheduled_at": when})
+        )
+    elif task is not None and task.state != TaskState.SCHEDULED:
+        click.echo(
+            f"unchanged {task_id}: already {task.state} (attempt {task.attempt}) since "
+            f"{task.scheduled_at.isoformat()}"
+        )
     else:
         click.echo(f"{outcome} {task_id} at {when.isoformat()}")
 

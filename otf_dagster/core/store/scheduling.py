@@ -15,9 +15,13 @@ from otf_dagster.core.models import TASK_SERVICE, TaskState
 from otf_dagster.core.store import task_types
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
-from otf_dagster.exceptions import StoreError, UnknownTaskType
+from otf_dagster.exceptions import StoreError, UnknownTaskType, shown
 
-_TASK_ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+# A key shown verbatim in its task id; fullmatch, as PostgreSQL's '$' (unlike Python's) does
+# not accept a trailing newline.
+_KEY_VERBATIM = re.compile(r"[A-Za-z0-9_.-]{1,120}")
+_TASK_ID_CHARS = re.compile(r"[A-Za-z0-9_:.-]+")
+MAX_KEY_CHARS = 200
 
 ScheduleItem = tuple[str, datetime, dict[str, Any]]  # (external key, scheduled at, params)
 
@@ -25,21 +29,39 @@ ScheduleItem = tuple[str, datetime, dict[str, Any]]  # (external key, scheduled 
 def task_id_for(task_type: str, external_key: str) -> str:
     """The task id (and Dagster partition key) of (type, key): readable when the key is tame,
     a digest when it holds characters a partition key may not (the key is stored verbatim)."""
-    prefix = task_type.lower()
-    if _TASK_ID_SAFE.match(external_key) and "..." not in external_key:
-        return f"{prefix}:{external_key}"
+    readable = f"{task_type.lower()}:{external_key}"
+    if _KEY_VERBATIM.fullmatch(external_key) and task_id_is_valid(readable):
+        return readable
     digest = hashlib.sha256(external_key.encode("utf-8")).hexdigest()[:20]
-    return f"{prefix}:h-{digest}"
+    return f"{task_type.lower()}:h-{digest}"
+
+
+def task_id_is_valid(task_id: str) -> bool:
+    """The database's ``tasks_task_id_format`` CHECK (sql/0005) in Python; a test tries values
+    on both and holds them equal."""
+    return (
+        _TASK_ID_CHARS.fullmatch(task_id) is not None
+        and len(task_id) <= 200
+        and "..." not in task_id
+    )
 
 
 def check_items(items: Sequence[ScheduleItem]) -> None:
     """Refuse malformed items before any database work, naming the value."""
     for key, at, _ in items:
-        if not isinstance(key, str) or not 1 <= len(key) <= 200:
-            raise StoreError(f"external key {key!r} must be text of 1 to 200 characters")
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_CHARS:
+            length = f" ({len(key)} characters)" if isinstance(key, str) else ""
+            raise StoreError(
+                f"external key {shown(key)}{length} must be text of 1 to {MAX_KEY_CHARS} characters"
+            )
+        if not key.isprintable():  # newlines, NUL, other controls, bytes that were not UTF-8
+            raise StoreError(
+                f"external key {shown(key)} holds a control character or bytes that are not "
+                "UTF-8; pass the key as printable UTF-8 text (no trailing newline)"
+            )
         if not isinstance(at, datetime) or at.tzinfo is None:
             raise StoreError(
-                f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime"
+                f"scheduled time {shown(at)} for key {shown(key)} must be a timezone-aware datetime"
             )
 
 
