@@ -57,6 +57,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def server_up(url: str) -> bool:
+    try:
+        requests.get(f"{url}/server_info", timeout=2).raise_for_status()
+    except requests.RequestException:
+        return False
+    return True
+
+
 def graphql(url: str, query: str) -> dict:
     r = requests.post(f"{url}/graphql", json={"query": query}, timeout=30)
     r.raise_for_status()
@@ -72,6 +80,18 @@ MATERIALIZATIONS = """{ assetOrError(assetKey: {path: ["game_boxscore"]}) { __ty
     metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } } } } } }"""
 SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_dagster", repositoryName: "__repository__"})
   { __typename ... on Sensors { results { name sensorState { status } } } } }"""
+
+
+def wait_for(condition, what: str, seconds: float = 120):
+    """Poll ``condition`` until it holds (its value is returned); the deadline only bounds a
+    hang, it decides nothing about timing."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -158,6 +178,15 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
             else:
                 pytest.fail(f"slate did not finish: {states}; daemon log:\n{daemon_log[-4000:]}")
             assert killed, "the victim's run worker was never found to kill"
+            # A runner ends its task in the task database, then its run ends in Dagster: wait
+            # for that, rather than read the run statuses in between.
+            run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
+
+            def runs_finished() -> bool:
+                runs = [instance.get_run_by_id(r) for r in [*run_ids.values(), killed[0]]]
+                return all(run is not None and run.is_finished for run in runs)
+
+            wait_for(runs_finished, "every runner run to finish in Dagster")
 
             # In the task database: each game's history, runners and events.
             for task in store.list_tasks(task_type=T):
@@ -190,15 +219,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
 
             # Through Dagster's GraphQL API.
             url = f"http://127.0.0.1:{port}"
-            for _ in range(60):
-                try:
-                    requests.get(f"{url}/server_info", timeout=2).raise_for_status()
-                    break
-                except requests.RequestException:
-                    time.sleep(1)
+            wait_for(lambda: server_up(url), "the webserver to answer")
             runs = graphql(url, RUNS)["runsOrError"]["results"]
             statuses = {r["runId"]: r["status"] for r in runs}
-            run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
             assert statuses[killed[0]] == "FAILURE"  # the killed run, seen as failed by Dagster
             assert {statuses[r] for r in run_ids.values()} == {"SUCCESS"}
             assert set(statuses) == set(run_ids.values()) | {killed[0]}
