@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install dev test bench lint stop clean
+.PHONY: install dev test mutmut bench lint stop clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,14 @@ dev: install
 test: install
 	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
+
+# Mutation testing: mutmut over the Task Manager and the fenced transitions (pyproject's
+# [tool.mutmut]), then the claim/transition SQL mutants; survivors make it fail.
+mutmut: install
+	$(BIN)/pip install -q 'mutmut==3.8.1'
+	@status=0; $(BIN)/mutmut run || status=$$?; $(BIN)/mutmut results || status=$$?; \
+	OTF_STATE_DIR=mutants/.otf $(BIN)/python -m otf_dagster_tests.stop_server; \
+	$(BIN)/python -m otf_dagster_tests.sql_mutations || status=$$?; exit $$status
 
 bench: install
 	$(BIN)/python bench/run.py
