@@ -19,6 +19,7 @@ from pathlib import Path
 QUERIES = Path(__file__).resolve().parents[1] / "otf_dagster/core/store/queries/tasks.sql"
 TESTS = [
     "otf_dagster_tests/core/store/",
+    "otf_dagster_tests/core/test_manager_records.py",
     "otf_dagster_tests/core/test_runner.py",
     "otf_dagster_tests/core/test_reports.py",
     "otf_dagster_tests/defs/test_sensor.py",
