@@ -15,7 +15,10 @@ from otf_dagster.core.store import TaskStore, transitions
 from otf_dagster.exceptions import StoreError, UnknownTaskType
 from otf_dagster_tests.core.store.test_claim_race import seed_ready_tasks
 
-NOW = datetime.now(UTC) + timedelta(minutes=1)
+
+def later() -> datetime:
+    """A claim time after every seeded task is due (read when the test runs, not at import)."""
+    return datetime.now(UTC) + timedelta(hours=1)
 
 
 def test_a_claimer_skips_a_row_another_holds_instead_of_waiting(db_url, store, default_types):
@@ -27,7 +30,7 @@ def test_a_claimer_skips_a_row_another_holds_instead_of_waiting(db_url, store, d
     with psycopg.connect(db_url) as holder:  # a transaction stays open until the block ends
         holder.execute("SELECT 1 FROM tasks WHERE task_id = 'race:3' FOR UPDATE")
         store.conn.execute("SET lock_timeout = '1ms'")
-        claimed = store.claim_ready(limit=10, now=NOW)
+        claimed = store.claim_ready(limit=10, now=later())
         assert sorted(c.task.task_id for c in claimed) == [
             "race:1",
             "race:2",
@@ -35,7 +38,7 @@ def test_a_claimer_skips_a_row_another_holds_instead_of_waiting(db_url, store, d
             "race:5",
         ]
         assert store.get_task("race:3").state == TaskState.SCHEDULED
-    [last] = store.claim_ready(limit=10, now=NOW)  # released: the next claim takes it
+    [last] = store.claim_ready(limit=10, now=later())  # released: the next claim takes it
     assert last.task.task_id == "race:3" and last.task.attempt == 1
 
 
@@ -44,9 +47,9 @@ def test_a_claimer_skips_a_row_another_claim_holds(db_url, default_types):
     seed_ready_tasks(db_url, 6)
     with TaskStore(db_url) as first, TaskStore(db_url) as second:
         with first.conn.transaction():
-            rows = transitions.claim_ready(first.conn, NOW, 3, "first")
+            rows = transitions.claim_ready(first.conn, later(), 3, "first")
             second.conn.execute("SET lock_timeout = '1ms'")
-            others = second.claim_ready(limit=10, now=NOW)
+            others = second.claim_ready(limit=10, now=later())
         assert {r["task_id"] for r in rows}.isdisjoint(c.task.task_id for c in others)
         assert len(rows) == 3 and len(others) == 3
 
