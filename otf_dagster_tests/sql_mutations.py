@@ -2,8 +2,9 @@
 
 Each mutant drops one guard of a named query in ``otf_dagster/core/store/queries/tasks.sql``
 (or weakens one of its writes), the tests that exercise the store, the Task Manager and the
-runner run against it on the real server, and the mutant is *killed* when they fail. The file
-is restored after each mutant, and at the end whatever happens.
+runner run against it on the real server, and the mutant is *killed* when they fail. The
+mutants are written into a copy of the project (``.otf/sql-mutants``, whose tests start a
+server of their own there), so the checkout is never changed.
 
     .venv/bin/python -m otf_dagster_tests.sql_mutations [--only NAME]    (make mutmut runs it)
 """
@@ -11,12 +12,23 @@ is restored after each mutant, and at the end whatever happens.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-QUERIES = Path(__file__).resolve().parents[1] / "otf_dagster/core/store/queries/tasks.sql"
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = Path("otf_dagster/core/store/queries/tasks.sql")
+COPIED = [
+    "otf_dagster",
+    "otf_dagster_tests",
+    "sql",
+    "pyproject.toml",
+    "dagster.yaml",
+    "workspace.yaml",
+]
 TESTS = [
     "otf_dagster_tests/core/store/",
     "otf_dagster_tests/core/test_manager_records.py",
@@ -81,32 +93,49 @@ def apply(text: str, m: Mutant) -> str:
     return text[:start] + body.replace(m.old, m.new) + text[end:]
 
 
-def killed(tests: list[str]) -> bool:
+def copy_project(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    skip = shutil.ignore_patterns("__pycache__", ".otf", "mutants")
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=skip)
+        else:
+            shutil.copy2(src, work / name)
+
+
+def killed(work: Path, tests: list[str]) -> bool:
+    """Run the tests in the copy (its package first on the path): do they fail?"""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e"]
-    return subprocess.run([*cmd, *tests], capture_output=True, check=False).returncode != 0
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    env.pop("OTF_STATE_DIR", None)  # the copy's own .otf
+    proc = subprocess.run([*cmd, *tests], cwd=work, env=env, capture_output=True, check=False)
+    return proc.returncode != 0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=None, help="Only the mutants of this query.")
     args = p.parse_args()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", str(QUERIES)], capture_output=True, text=True
-    )
-    if dirty.stdout.strip():
-        raise SystemExit(f"{QUERIES} has uncommitted changes; commit or stash them first")
-    original = QUERIES.read_text()
+    work = ROOT / ".otf" / "sql-mutants"
+    copy_project(work)
+    original = (ROOT / QUERIES).read_text()
     chosen = [m for m in MUTANTS if args.only in (None, m.query)]
     survivors = []
     try:
+        if killed(work, TESTS):
+            raise SystemExit("the tests fail on the unmutated SQL; fix them first")
         for m in chosen:
-            QUERIES.write_text(apply(original, m))
-            verdict = "killed" if killed(TESTS) else "SURVIVED"
+            (work / QUERIES).write_text(apply(original, m))
+            verdict = "killed" if killed(work, TESTS) else "SURVIVED"
             print(f"{verdict:8}  {m.query}: {m.what}", flush=True)
             if verdict == "SURVIVED":
                 survivors.append(m)
     finally:
-        QUERIES.write_text(original)
+        from otf_dagster.local import embedded
+
+        embedded.stop(work / ".otf" / "test-pgdata")
     print(f"{len(chosen) - len(survivors)} killed, {len(survivors)} survived of {len(chosen)}")
     sys.exit(1 if survivors else 0)
 
