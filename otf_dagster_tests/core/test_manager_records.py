@@ -4,7 +4,8 @@ sources and details, the refusals' messages (each written to kill a mutant that 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -127,3 +128,48 @@ def test_refusals_name_the_change_and_what_was_expected(store, media_types):
             f"refused {what} of task '{started}': expected STARTED at attempt 7, "
             "but it is STARTED at attempt 1 (a newer writer owns it)"
         )
+
+
+def test_a_run_that_never_appeared_is_relaunched_at_the_default_grace_exactly(store, media_task):
+    """Defaults: 60 s of grace from the claim, recorded as the Task Manager's doing."""
+    task = store.get_task(media_task.task.task_id)
+    too_soon = manager.reconcile(
+        store, lambda keys: {}, now=task.heartbeat_at + timedelta(seconds=59)
+    )
+    assert too_soon.launches == []
+    report = manager.reconcile(
+        store, lambda keys: {}, now=task.heartbeat_at + timedelta(seconds=60)
+    )
+    assert [launch.reason for launch in report.launches] == [
+        "re-launch: its run never appeared (60s after it was claimed)"
+    ]
+    assert store.state_history(task.task_id)[-1]["source"] == "task_manager"
+
+
+def test_a_missing_run_waits_for_the_grace_even_past_the_stale_limit(store, media_types):
+    """A type whose heartbeat goes stale sooner than the grace: a task claimed 40 s ago with no
+    run yet is looked at (40 >= 30) but still waits for its run (40 < 60)."""
+    store.apply_task_type(replace(store.get_task_type(MEDIA), stale_after_seconds=30))
+    task = store.get_task(start_task(store).task.task_id)
+    report = manager.reconcile(
+        store, lambda keys: {}, grace_seconds=60, now=task.heartbeat_at + timedelta(seconds=40)
+    )
+    assert report.launches == [] and store.get_task(task.task_id).attempt == 1
+
+
+def test_a_stale_run_of_a_task_out_of_attempts_is_cancelled_saying_the_task_failed(
+    db_url, store, media_types
+):
+    store.apply_task_type(replace(store.get_task_type(MEDIA), max_attempts=1))
+    task_id = start_task(store).task.task_id
+    age_heartbeat(db_url, task_id, 900)
+    report = manager.reconcile(store, lambda keys: {k: RunInfo("run-1", "STARTED") for k in keys})
+    assert report.failed == [
+        (
+            task_id,
+            "gave up after 1 attempt(s): heartbeat stale (900s old) while run run-1 is STARTED",
+        )
+    ]
+    assert report.stale_runs == [
+        ("run-1", "otf: heartbeat stale (900s old) while run run-1 is STARTED; task FAILED")
+    ]
