@@ -51,7 +51,7 @@ task_types:
     handler: nba_cdn.boxscore
     url_template: /static/json/liveData/boxscore/boxscore_{key}.json
     poll_interval_seconds: 1
-    stale_after_seconds: 6
+    stale_after_seconds: 30
 """
 
 
