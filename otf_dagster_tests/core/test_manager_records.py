@@ -173,3 +173,22 @@ def test_a_stale_run_of_a_task_out_of_attempts_is_cancelled_saying_the_task_fail
     assert report.stale_runs == [
         ("run-1", "otf: heartbeat stale (900s old) while run run-1 is STARTED; task FAILED")
     ]
+
+
+def test_every_suspect_is_looked_at_after_a_healthy_one(db_url, store, media_types):
+    """The first suspect's run is only queued (left alone); the second's never appeared."""
+    queued = start_task(store, key="g1").task.task_id
+    lost = start_task(store, key="g2").task.task_id
+    for task_id in (queued, lost):
+        age_heartbeat(db_url, task_id, 900)
+    runs = {(queued, 1): RunInfo("run-q", "QUEUED")}
+    report = manager.reconcile(store, lambda keys: {k: runs[k] for k in keys if k in runs})
+    assert [(launch.task_id, launch.attempt) for launch in report.launches] == [(lost, 2)]
+
+
+def test_a_lost_runner_of_a_deleted_type_is_still_reconciled(db_url, store, media_task):
+    task_id = media_task.task.task_id
+    store.delete_task_type(MEDIA)
+    age_heartbeat(db_url, task_id, 900)
+    report = manager.reconcile(store, lambda keys: {k: RunInfo("run-1", "FAILURE") for k in keys})
+    assert [(launch.task_id, launch.attempt) for launch in report.launches] == [(task_id, 2)]
