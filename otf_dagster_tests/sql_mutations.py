@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = Path("otf_dagster/core/store/queries/tasks.sql")
+TIMEOUT = 300  # seconds; the unmutated tests take about 60
 COPIED = [
     "otf_dagster",
     "otf_dagster_tests",
@@ -105,13 +106,19 @@ def copy_project(work: Path) -> None:
             shutil.copy2(src, work / name)
 
 
-def killed(work: Path, tests: list[str]) -> bool:
-    """Run the tests in the copy (its package first on the path): do they fail?"""
+def verdict(work: Path, tests: list[str]) -> str:
+    """Run the tests in the copy (its package first on the path): 'killed' when they fail or
+    hang (a mutant can make a claim loop never end), else 'SURVIVED'."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e"]
     env = {**os.environ, "PYTHONPATH": str(work)}
     env.pop("OTF_STATE_DIR", None)  # the copy's own .otf
-    proc = subprocess.run([*cmd, *tests], cwd=work, env=env, capture_output=True, check=False)
-    return proc.returncode != 0
+    try:
+        proc = subprocess.run(
+            [*cmd, *tests], cwd=work, env=env, capture_output=True, check=False, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return "killed (timed out)"
+    return "killed" if proc.returncode != 0 else "SURVIVED"
 
 
 def main() -> None:
@@ -124,13 +131,13 @@ def main() -> None:
     chosen = [m for m in MUTANTS if args.only in (None, m.query)]
     survivors = []
     try:
-        if killed(work, TESTS):
+        if verdict(work, TESTS) != "SURVIVED":
             raise SystemExit("the tests fail on the unmutated SQL; fix them first")
         for m in chosen:
             (work / QUERIES).write_text(apply(original, m))
-            verdict = "killed" if killed(work, TESTS) else "SURVIVED"
-            print(f"{verdict:8}  {m.query}: {m.what}", flush=True)
-            if verdict == "SURVIVED":
+            outcome = verdict(work, TESTS)
+            print(f"{outcome:18}  {m.query}: {m.what}", flush=True)
+            if outcome == "SURVIVED":
                 survivors.append(m)
     finally:
         from otf_dagster.local import embedded
