@@ -82,6 +82,25 @@ SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_
   { __typename ... on Sensors { results { name sensorState { status } } } } }"""
 
 
+class PausableClock:
+    """Wall-clock time for the simulator that the test can stop: while it is stopped no game
+    moves, so "kill the run mid-game" does not race the final whistle on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.lost = 0.0
+        self.paused_at: float | None = None
+
+    def __call__(self) -> float:
+        return (self.paused_at if self.paused_at is not None else time.time()) - self.lost
+
+    def pause(self) -> None:
+        self.paused_at = time.time()
+
+    def resume(self) -> None:
+        self.lost += time.time() - self.paused_at
+        self.paused_at = None
+
+
 def wait_for(condition, what: str, seconds: float = 120):
     """Poll ``condition`` until it holds (its value is returned); the deadline only bounds a
     hang, it decides nothing about timing."""
@@ -127,7 +146,8 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
     shutil.copyfile(config.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     procs: list[subprocess.Popen] = []
     try:
-        with Simulator(speed=60, games=3, first_start=20, spacing=8) as sim:
+        clock = PausableClock()
+        with Simulator(speed=60, games=3, first_start=20, spacing=8, clock=clock) as sim:
             env = {
                 **os.environ,
                 "DAGSTER_HOME": str(home),
@@ -168,12 +188,16 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
                     break
                 daemon_log = (tmp_path / "daemon.log").read_text()
                 assert all(p.poll() is None for p in procs), daemon_log[-3000:]
-                task = store.get_task(victim)
-                if not killed and task.run_id and len(store.task_events(victim)) >= 5:
-                    pid = run_worker_pid(instance, task.run_id)
-                    if pid:
-                        os.kill(pid, signal.SIGKILL)  # mid-game, without warning
-                        killed.append(task.run_id)
+                if not killed:
+                    clock.pause()  # the game stands still from the check to the kill
+                    task = store.get_task(victim)
+                    events = store.task_events(victim)
+                    if task.run_id and len(events) >= 5 and events[-1]["kind"] != "game_final":
+                        pid = run_worker_pid(instance, task.run_id)
+                        if pid:
+                            os.kill(pid, signal.SIGKILL)  # mid-game, without warning
+                            killed.append(task.run_id)
+                    clock.resume()
                 time.sleep(1)
             else:
                 pytest.fail(f"slate did not finish: {states}; daemon log:\n{daemon_log[-4000:]}")
