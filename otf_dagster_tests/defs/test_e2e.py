@@ -84,7 +84,8 @@ SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_
 
 class PausableClock:
     """Wall-clock time for the simulator that the test can stop: while it is stopped no game
-    moves, so "kill the run mid-game" does not race the final whistle on a loaded machine."""
+    moves. The slate waits until the victim's runner watches it, and stands still from the
+    check to the kill, so "kill the run mid-game" races nothing on a loaded machine."""
 
     def __init__(self) -> None:
         self.lost = 0.0
@@ -148,6 +149,7 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
     try:
         clock = PausableClock()
         with Simulator(speed=60, games=3, first_start=20, spacing=8, clock=clock) as sim:
+            clock.pause()  # no game starts before the victim's runner polls it
             env = {
                 **os.environ,
                 "DAGSTER_HOME": str(home),
@@ -188,7 +190,10 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
                     break
                 daemon_log = (tmp_path / "daemon.log").read_text()
                 assert all(p.poll() is None for p in procs), daemon_log[-3000:]
-                if not killed:
+                if clock.paused_at is not None and not killed:
+                    if (store.get_task(victim).checkpoint or {}).get("polls", 0) >= 1:
+                        clock.resume()  # the victim's runner is watching: play
+                elif not killed:
                     clock.pause()  # the game stands still from the check to the kill
                     task = store.get_task(victim)
                     events = store.task_events(victim)
