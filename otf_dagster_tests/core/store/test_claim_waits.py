@@ -72,3 +72,21 @@ def test_a_failing_second_type_leaves_the_first_unapplied(store):
         with pytest.raises(UnknownTaskType):
             store.get_task_type(name)
     assert store.apply_task_types([first]) == [("ATOMIC_FIRST", True)]  # the store still works
+
+
+def test_a_claim_starts_clean(db_url, store, default_types):
+    """A SCHEDULED task may carry a run id and an error from an earlier life (a retried task):
+    the claim clears both, so no stale run is taken for the new attempt's."""
+    seed_ready_tasks(db_url, 1)
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE tasks SET run_id = 'old-run', last_error = 'old' WHERE task_id = 'race:1'"
+        )
+    [claimed] = store.claim_ready(limit=10, now=later())
+    task = store.get_task(claimed.task.task_id)
+    assert (task.state, task.attempt, task.run_id, task.last_error) == (
+        TaskState.STARTED,
+        1,
+        None,
+        None,
+    )
