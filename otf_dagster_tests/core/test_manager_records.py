@@ -192,3 +192,10 @@ def test_a_lost_runner_of_a_deleted_type_is_still_reconciled(db_url, store, medi
     age_heartbeat(db_url, task_id, 900)
     report = manager.reconcile(store, lambda keys: {k: RunInfo("run-1", "FAILURE") for k in keys})
     assert [(launch.task_id, launch.attempt) for launch in report.launches] == [(task_id, 2)]
+
+
+def test_an_ending_transition_stamps_the_end(store, media_types):
+    task_id, _ = store.schedule_task(MEDIA, "g1", NOW)
+    assert store.get_task(task_id).finished_at is None
+    ended = store.cancel_task(task_id, "postponed")
+    assert ended.finished_at is not None and ended.finished_at >= ended.created_at
