@@ -199,3 +199,14 @@ def test_an_ending_transition_stamps_the_end(store, media_types):
     assert store.get_task(task_id).finished_at is None
     ended = store.cancel_task(task_id, "postponed")
     assert ended.finished_at is not None and ended.finished_at >= ended.created_at
+
+
+def test_a_task_that_ended_meanwhile_is_not_relaunched(store, media_task):
+    """It ended (here by a transition, no runner row) between the reconcile's read and its
+    write, at the same attempt: the re-launch is refused and the end stands."""
+    task_id = media_task.task.task_id
+    store.transition(task_id, TaskState.STARTED, TaskState.FAILED, 1, reason="gave up")
+    with pytest.raises(StaleTransition, match="but it is FAILED at attempt 1"):
+        store.relaunch(task_id, 1, "lost")
+    task = store.get_task(task_id)
+    assert (task.state, task.attempt, task.last_error) == (TaskState.FAILED, 1, "gave up")
