@@ -210,3 +210,14 @@ def test_a_task_that_ended_meanwhile_is_not_relaunched(store, media_task):
         store.relaunch(task_id, 1, "lost")
     task = store.get_task(task_id)
     assert (task.state, task.attempt, task.last_error) == (TaskState.FAILED, 1, "gave up")
+
+
+def test_a_task_whose_runner_reported_its_end_is_not_relaunched(store, media_task):
+    """The runner FINISHED and the task waits for its photo and caption services: no new
+    runner may start the game over."""
+    task_id = media_task.task.task_id
+    store.record_poll(task_id, 1, "r1", {"next_seq": 1}, finish=TaskState.FINISHED)
+    with pytest.raises(StaleTransition):
+        store.relaunch(task_id, 1, "lost")
+    task = store.get_task(task_id)
+    assert (task.state, task.attempt) == (TaskState.STARTED, 1)
