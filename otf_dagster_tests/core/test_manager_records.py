@@ -221,3 +221,11 @@ def test_a_task_whose_runner_reported_its_end_is_not_relaunched(store, media_tas
         store.relaunch(task_id, 1, "lost")
     task = store.get_task(task_id)
     assert (task.state, task.attempt) == (TaskState.STARTED, 1)
+
+
+def test_a_relaunch_forgets_the_lost_run(store, media_task):
+    task_id = media_task.task.task_id
+    store.set_run_id(task_id, 1, "run-1")
+    task = store.relaunch(task_id, 1, "run run-1 ended FAILURE")
+    assert (task.attempt, task.run_id, task.last_error) == (2, None, "run run-1 ended FAILURE")
+    assert store.get_task(task_id).run_id is None
