@@ -124,11 +124,22 @@ def verdict(work: Path, tests: list[str]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=None, help="Only the mutants of this query.")
+    p.add_argument(
+        "--mutant",
+        action="append",
+        default=[],
+        help="Only this mutant ('QUERY: WHAT'; repeatable).",
+    )
     args = p.parse_args()
     work = ROOT / ".otf" / "sql-mutants"
     copy_project(work)
     original = (ROOT / QUERIES).read_text()
-    chosen = [m for m in MUTANTS if args.only in (None, m.query)]
+    chosen = [
+        m
+        for m in MUTANTS
+        if args.only in (None, m.query)
+        and (not args.mutant or f"{m.query}: {m.what}" in args.mutant)
+    ]
     survivors = []
     try:
         if verdict(work, TESTS) != "SURVIVED":

@@ -229,3 +229,11 @@ def test_a_relaunch_forgets_the_lost_run(store, media_task):
     task = store.relaunch(task_id, 1, "run run-1 ended FAILURE")
     assert (task.attempt, task.run_id, task.last_error) == (2, None, "run run-1 ended FAILURE")
     assert store.get_task(task_id).run_id is None
+
+
+def test_an_ended_task_takes_no_run_id(store, media_task):
+    task_id = media_task.task.task_id
+    store.transition(task_id, TaskState.STARTED, TaskState.FAILED, 1, reason="gave up")
+    with pytest.raises(StaleTransition, match="but it is FAILED at attempt 1"):
+        store.set_run_id(task_id, 1, "late-run")
+    assert store.get_task(task_id).run_id is None
