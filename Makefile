@@ -24,7 +24,8 @@ test: install
 	$(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
 
 # Mutation testing: mutmut over the Task Manager and the fenced transitions (pyproject's
-# [tool.mutmut]), then the claim/transition SQL mutants; survivors make it fail.
+# [tool.mutmut]; `mutmut results` lists survivors), then the claim/transition SQL mutants
+# (otf_dagster_tests/sql_mutations.py), whose survivors make the target fail.
 mutmut: install
 	$(BIN)/pip install -q 'mutmut==3.8.1'
 	@status=0; $(BIN)/mutmut run || status=$$?; $(BIN)/mutmut results || status=$$?; \
