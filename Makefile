@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 OTF_TIMESCALEDB ?= ../shared/timescaledb
 TIMESCALEDB_DIR := $(abspath $(OTF_TIMESCALEDB))
 
-.PHONY: install dev test test-timescale bench lint stop clean
+.PHONY: install dev test test-timescale mutmut bench lint stop clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,15 @@ test-timescale: install
 	@test -x "$(TIMESCALEDB_DIR)/install.sh" || { echo "make test-timescale: no TimescaleDB build at $(TIMESCALEDB_DIR) (no install.sh there); set OTF_TIMESCALEDB to the build folder" >&2; exit 1; }
 	@status=0; OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
+
+# Mutation testing: mutmut over the Task Manager and the fenced transitions (pyproject's
+# [tool.mutmut]; `mutmut results` lists survivors), then the claim/transition SQL mutants
+# (otf_dagster_tests/sql_mutations.py), whose survivors make the target fail.
+mutmut: install
+	$(BIN)/pip install -q 'mutmut==3.8.1'
+	@status=0; $(BIN)/mutmut run || status=$$?; $(BIN)/mutmut results || status=$$?; \
+	OTF_STATE_DIR=mutants/.otf $(BIN)/python -m otf_dagster_tests.stop_server; \
+	$(BIN)/python -m otf_dagster_tests.sql_mutations || status=$$?; exit $$status
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -13,8 +13,9 @@ psycopg2 driver Dagster needs (with psycopg 3 installed, SQLAlchemy would otherw
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from otf_dagster.exceptions import ConfigError
 
@@ -67,10 +68,46 @@ def task_database_url(required: bool = True) -> str | None:
     return libpq_url(check_url(url, TASK_DB_ENV))
 
 
-def redact(url: str) -> str:
-    """The URL with its password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+REDACTED = "***"
+
+# ``password=VALUE`` wherever a connection string can carry it: a URL's query
+# (``...&password=pw``), a libpq key=value DSN (``password=pw`` or ``password='p w'``), libpq's
+# environment form (``PGPASSWORD=pw``), and percent-encoded (``password%3Dpw``) when a URL sits
+# inside another. An unquoted value ends at whitespace, ``&`` or ``#``: cutting too much is safe.
+_KEYWORD = re.compile(
+    r"(?i)((?:(?<![a-z])|(?<=%[0-9a-f]{2}))(?:pg)?password\s*(?:=|%3D)\s*)('(?:\\.|[^'\\])*'?|[^\s&#]*)"
+)
+# ``scheme://user:pw@host``, plain or percent-encoded, up to the token's last ``@``.
+_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)(\S+)(@)")
+_USERINFO_ENCODED = re.compile(r"(?i)(%3A%2F%2F(?:[^\s/?#@%]|%(?!3A)[0-9A-F]{2})*%3A)(\S+)(%40)")
+
+
+def redact(text: str, *sources: str) -> str:
+    """``text`` with every password it shows replaced by ``***``, for messages and logs.
+
+    Masks each form a connection string takes (URL userinfo, ``password=`` in a query or a
+    key=value DSN, percent-encoded forms), and also, anywhere in ``text``, the passwords that
+    the connection strings in ``text`` and ``sources`` carry, raw or decoded: libpq's own
+    errors may quote one without any keyword (``invalid percent-encoded token: "..."``).
+    """
+    secrets = {s for source in (text, *sources) for s in _secrets(source)}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _KEYWORD.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+    return _USERINFO_ENCODED.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+
+
+def _secrets(source: str) -> set[str]:
+    """The passwords a URL or DSN carries, as written and as libpq decodes them."""
+    found = [m.group(2) for m in _KEYWORD.finditer(source)]
+    found += [m.group(2) for m in _USERINFO.finditer(source)]
+    found += [m.group(2) for m in _USERINFO_ENCODED.finditer(source)]
+    out: set[str] = set()
+    for raw in found:
+        if raw.startswith("'"):
+            raw = re.sub(r"\\(.)", r"\1", raw.strip("'"))
+        for form in (raw, unquote(raw), unquote(unquote(raw))):
+            if form and form != REDACTED:
+                out.add(form)
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 
 class OtfError(Exception):
     """Base class of every error this project raises on purpose.
@@ -88,3 +90,19 @@ class PollError(OtfError):
 
 class NothingToPlot(OtfError):
     """A chart was asked for before there is anything to draw (no score yet)."""
+
+
+# --- quoting values in messages ------------------------------------------------------------
+
+SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value's repr cut to ``limit`` characters with an ellipsis: a message names the value
+    without echoing a 10 KB key or an alias-expanded YAML document back. ``reprlib`` bounds the
+    work too (a few items per container, a few levels deep)."""
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit + 2
+    r.maxlevel = 3
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

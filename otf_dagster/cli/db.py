@@ -121,8 +121,8 @@ def start() -> None:
     """Start the embedded server (if not running) and create its two databases."""
     server, task_url, dagster_url = embedded.start_with_databases()
     click.echo(f"embedded PostgreSQL running in {server.pgdata}")
-    click.echo(f"task database:    {task_url}")
-    click.echo(f"dagster storage:  {dagster_url}")
+    click.echo(config.redact(f"task database:    {task_url}"))
+    click.echo(config.redact(f"dagster storage:  {dagster_url}"))
 
 
 @db.command()
@@ -155,7 +155,10 @@ def env() -> None:
             "# no `otf dev` running: feeds are the real ones unless OTF_FEED_BASE_URL is set"
         )
     for name, value in exports.items():
-        click.echo(f"export {name}={shlex.quote(value)}")
+        if config.redact(value) != value:  # a password: already in the environment
+            click.echo(f"# {name} is set and carries a password: not printed")
+        else:
+            click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @click.group("task-types")

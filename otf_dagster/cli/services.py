@@ -30,16 +30,7 @@ def _parse_since(value: str | None) -> datetime | None:
 @json_option
 def report_cmd(task_id: str, service: str, state: str, detail: str | None, as_json: bool) -> None:
     """Report a service's progress on a task; prints the task's overall state after it."""
-    parsed = None
-    if detail is not None:
-        try:
-            parsed = json.loads(detail)
-        except ValueError as exc:
-            raise InvalidReport(f"report refused: --detail is not valid JSON ({exc})") from None
-        if not isinstance(parsed, dict):
-            raise InvalidReport(
-                f"report refused: --detail must be a JSON object, not {type(parsed).__name__}"
-            )
+    parsed = None if detail is None else _parse_detail(detail)
     result = report(embedded.resolve_task_url(), task_id, service, state, parsed)
     if as_json:
         click.echo(to_json(result.to_dict()))
@@ -50,6 +41,43 @@ def report_cmd(task_id: str, service: str, state: str, detail: str | None, as_js
     if result.reason:
         line += f" ({result.reason})"
     click.echo(line)
+
+
+MAX_DETAIL_DEPTH = 32
+
+
+def _parse_detail(detail: str) -> dict:
+    """--detail as a JSON object of at most MAX_DETAIL_DEPTH levels, or one clear refusal."""
+    try:
+        parsed = json.loads(detail)
+        too_deep = _depth(parsed) > MAX_DETAIL_DEPTH
+    except RecursionError:
+        too_deep = True
+    except ValueError as exc:
+        raise InvalidReport(f"report refused: --detail is not valid JSON ({exc})") from None
+    if too_deep:
+        raise InvalidReport(
+            f"report refused: --detail nests deeper than {MAX_DETAIL_DEPTH} levels; "
+            "send a flatter JSON object"
+        )
+    if not isinstance(parsed, dict):
+        raise InvalidReport(
+            f"report refused: --detail must be a JSON object, not {type(parsed).__name__}"
+        )
+    return parsed
+
+
+def _depth(value: object) -> int:
+    """How deep containers nest in a decoded JSON value (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 @click.group()

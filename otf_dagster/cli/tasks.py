@@ -24,7 +24,7 @@ from otf_dagster.core.runner import PollReport, TaskRunner
 from otf_dagster.core.stats import parse_duration, score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
-from otf_dagster.exceptions import ConfigError, StaleTransition
+from otf_dagster.exceptions import ConfigError, StaleTransition, StoreError, shown
 from otf_dagster.handlers import Markdown, Outcome
 from otf_dagster.local import embedded
 from otf_dagster.views.charts import score_chart_png
@@ -51,13 +51,33 @@ def tasks() -> None:
 )
 @json_option
 def schedule(task_type: str, key: str, at: str, params_json: str | None, as_json: bool) -> None:
-    """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time)."""
+    """Schedule a task (idempotent: a still-SCHEDULED task moves to the new time).
+
+    A task that has already started is left as it is and says so; one that has ended
+    (FINISHED, FAILED, CANCELLED) is not scheduled again: the command says how it ended and
+    exits 1.
+    """
     when = parse_time(at, "--at")
     params = parse_json_object(params_json, "--params")
     with TaskStore(embedded.resolve_task_url()) as store:
         task_id, outcome = store.schedule_task(task_type, key, when, params=params, source="cli")
+        task = store.get_task(task_id) if outcome == "unchanged" else None
+    if task is not None and task.state.terminal:
+        how = f" ({shown(task.last_error, 120)})" if task.last_error else ""
+        raise StoreError(
+            f"task {task_id} is {task.state} (attempt {task.attempt}){how}: a task that has "
+            "ended is not scheduled again; see `otf tasks show`"
+        )
+    state = task.state if task is not None else TaskState.SCHEDULED
     if as_json:
-        click.echo(to_json({"task_id": task_id, "outcome": outcome, "scheduled_at": when}))
+        click.echo(
+            to_json({"task_id": task_id, "outcome": outcome, "state": state, "scheduled_at": when})
+        )
+    elif task is not None and task.state != TaskState.SCHEDULED:
+        click.echo(
+            f"unchanged {task_id}: already {task.state} (attempt {task.attempt}) since "
+            f"{task.scheduled_at.isoformat()}"
+        )
     else:
         click.echo(f"{outcome} {task_id} at {when.isoformat()}")
 

@@ -57,7 +57,7 @@ class Consumer:
         application_name: str = "otf-consumer",
     ) -> None:
         if name is not None:
-            if not isinstance(name, str) or not _NAME_RE.match(name):
+            if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
                 raise StoreError(
                     f"bad consumer name {name!r}: "
                     "use 1 to 100 characters from letters, digits, _ . : -"

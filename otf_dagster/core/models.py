@@ -31,12 +31,18 @@ MAX_KEY_LENGTH = 200
 
 
 def key_problem(key: object) -> str | None:
-    """Why ``key`` cannot be a task's external key (None: it can). The database's CHECK
-    tasks_external_key_length says the same; a test holds them equal."""
+    """Why ``key`` cannot be a task's external key (None: it can): text of 1 to 200 printable
+    characters (the database's CHECK tasks_external_key_length bounds the length; no newline,
+    NUL, other control or bytes that were not UTF-8, which would reach messages and logs)."""
     if not isinstance(key, str):
         return f"a key must be text, not {type(key).__name__}"
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        return f"a key must be 1 to {MAX_KEY_LENGTH} characters, not {len(key)}"
+        return f"a key must be text of 1 to {MAX_KEY_LENGTH} characters, not {len(key)} characters"
+    if not key.isprintable():
+        return (
+            "it holds a control character or bytes that are not UTF-8; pass the key as "
+            "printable UTF-8 text (no trailing newline)"
+        )
     return None
 
 

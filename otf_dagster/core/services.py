@@ -111,7 +111,7 @@ def report(
 
 
 def _check_owner(owner: str) -> None:
-    if not isinstance(owner, str) or not _OWNER_RE.match(owner):
+    if not isinstance(owner, str) or not _OWNER_RE.fullmatch(owner):
         raise StoreError(
             f"bad subscriber name {owner!r}: use 1 to 100 characters from letters, digits, _ . : -"
         )

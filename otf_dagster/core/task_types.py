@@ -16,7 +16,7 @@ from otf_dagster import handlers
 from otf_dagster.core import urls
 from otf_dagster.core.models import RUNNER_MODES, RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
 from otf_dagster.core.store import TaskStore
-from otf_dagster.exceptions import InvalidTaskType
+from otf_dagster.exceptions import InvalidTaskType, shown
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
 from otf_dagster.handlers import spawn
 
@@ -53,7 +53,7 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
     if missing:
         raise InvalidTaskType(f"{label}: missing field(s) {sorted(missing)}")
 
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidTaskType(
             f"task type name {name!r} is malformed: use 2-63 characters of A-Z, 0-9 and _, "
             "starting with a letter (e.g. NBA_GAME_BOXSCORE)"
@@ -124,7 +124,7 @@ def validate(spec: Mapping[str, Any]) -> TaskType:
             f"{label}: required_services must be a non-empty list, got {services!r}"
         )
     for s in services:
-        if not isinstance(s, str) or not SERVICE_RE.match(s):
+        if not isinstance(s, str) or not SERVICE_RE.fullmatch(s):
             raise InvalidTaskType(
                 f"{label}: required service {s!r} is malformed: use lowercase letters, digits, _ and -"
             )
@@ -190,19 +190,41 @@ def _interval(spec: Mapping[str, Any], fld: str, label: str) -> float:
 def _number(spec: Mapping[str, Any], fld: str, label: str) -> float:
     v = spec[fld]
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidTaskType(f"{label}: {fld} must be a number, got {v!r}")
-    return float(v)
+        raise InvalidTaskType(f"{label}: {fld} must be a number, got {shown(v)}")
+    try:
+        return float(v)
+    except OverflowError:  # an int with hundreds of digits
+        raise InvalidTaskType(
+            f"{label}: {fld} {shown(v)} is too large; give a number of seconds, e.g. 10"
+        ) from None
 
 
 def load_file(path: Path | str) -> list[TaskType]:
-    """Task types from a YAML file: a list, or a mapping with a ``task_types`` list."""
+    """Task types from a YAML file: a list, or a mapping with a ``task_types`` list.
+
+    Hostile files get one clear refusal: too big, not UTF-8, not YAML, nested too deep, or an
+    alias bomb ("billion laughs": a few lines whose aliases expand to millions of nodes).
+    """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InvalidTaskType(f"task type file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise InvalidTaskType(f"task type file {path} is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise InvalidTaskType(f"task type file {path} cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidTaskType(
+            f"task type file {path} is {len(data)} bytes; at most {MAX_FILE_BYTES} are read: "
+            "split it into several files"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidTaskType(
+            f"task type file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+    doc = _safe_yaml(text, path)
     if isinstance(doc, Mapping):
         doc = doc.get("task_types")
     if not isinstance(doc, list) or not doc:
@@ -210,3 +232,77 @@ def load_file(path: Path | str) -> list[TaskType]:
             f"task type file {path} must hold a non-empty list under 'task_types'"
         )
     return [validate(item) for item in doc]
+
+
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 20_000  # after aliases are expanded
+MAX_DEPTH = 32
+
+
+def _safe_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load``, refusing documents that expand past MAX_NODES or MAX_DEPTH before
+    anything is built from them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_shape(node, path)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise InvalidTaskType(
+            f"task type file {path} nests too deep; at most {MAX_DEPTH} levels are read"
+        ) from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        raise InvalidTaskType(
+            f"task type file {path} holds a value that cannot be read ({exc})"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidTaskType(
+            f"task type file {path} is not valid YAML: {problem}{where}"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _check_shape(root: yaml.Node, path: Path) -> None:
+    """Count the nodes the document expands to (an alias counts as all it refers to) and its
+    depth, iteratively and once per distinct node."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_NODES:
+                raise InvalidTaskType(
+                    f"task type file {path} expands to more than {MAX_NODES} values (aliases "
+                    "included); write the types out, or use fewer aliases"
+                )
+            if depth[key] > MAX_DEPTH:
+                raise InvalidTaskType(f"task type file {path} nests deeper than {MAX_DEPTH} levels")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise InvalidTaskType(f"task type file {path} has an alias that refers to itself")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in size)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []

@@ -73,7 +73,7 @@ class BoxScoreHandler:
             )
         follow = tt.params.get("follow_up_type")
         if follow is not None and (
-            not isinstance(follow, str) or not TASK_TYPE_NAME_RE.match(follow)
+            not isinstance(follow, str) or not TASK_TYPE_NAME_RE.fullmatch(follow)
         ):
             raise InvalidTaskType(
                 f"{label}: params.follow_up_type {follow!r} is not a task type name "

@@ -43,7 +43,7 @@ def check(spawn: Any, label: str) -> dict[str, Any] | None:
                 f"{label}: spawn needs {required!r} (items: a list expression, type: the task "
                 "type to schedule, key: an expression for each item's key)"
             )
-    if not isinstance(spawn["type"], str) or not TASK_TYPE_NAME_RE.match(spawn["type"]):
+    if not isinstance(spawn["type"], str) or not TASK_TYPE_NAME_RE.fullmatch(spawn["type"]):
         raise InvalidTaskType(
             f"{label}: spawn.type {spawn['type']!r} is not a task type name ({_TYPE_NAME_HINT})"
         )

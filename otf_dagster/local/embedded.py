@@ -22,10 +22,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 
 from otf_dagster import config
+from otf_dagster.core.store.db import connect
 from otf_dagster.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def start(pgdata: Path | None = None, *, timescaledb: Path | None = None) -> Emb
         )
     server = _start(pgdata)
     if timescaledb is not None and not _preload_settings_in_force(server):
-        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        with connect(server.admin_url, application_name="otf-embedded") as conn:
             for name, value in _PRELOAD_SETTINGS:
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET {} = {}").format(
@@ -142,9 +142,9 @@ def _start(pgdata: Path) -> EmbeddedServer:
 
 
 def _preload_settings_in_force(server: EmbeddedServer) -> bool:
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+    with connect(server.admin_url, application_name="otf-embedded") as conn:
         return all(
-            conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()[0] == value
+            conn.execute("SELECT current_setting(%s, true) AS v", (name,)).fetchone()["v"] == value
             for name, value in _PRELOAD_SETTINGS
         )
 
@@ -176,7 +176,7 @@ def database_url(admin_url: str, database: str) -> str:
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, application_name="otf-admin") as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
@@ -188,14 +188,14 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
     stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, application_name="otf-admin") as conn:
         conn.execute(stmt)
     return database_url(admin_url, name)
 
 
 def ensure_database(admin_url: str, name: str, template: str | None = None) -> bool:
     """Create database ``name`` if it does not exist; True if created."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, application_name="otf-admin") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:
             return False

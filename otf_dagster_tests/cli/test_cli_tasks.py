@@ -96,7 +96,11 @@ def test_run_of_a_failing_task_exits_1_and_retry_runs_it_again(otf, feed, store)
     failed = otf("tasks", "run", task_id)
     assert failed.exit_code == 1
     assert "FAILED after 2 poll(s)" in failed.output and "not JSON" in failed.output
-    assert "unchanged" in schedule(otf, "north", {"day": "d"}).output  # a failed task stays
+    refused = schedule(otf, "north", {"day": "d"})  # a failed task stays failed
+    assert (
+        refused.exit_code == 1 and "a task that has ended is not scheduled again" in refused.output
+    )
+    assert store.get_task(task_id).state == TaskState.FAILED
 
     feed.script("/board/d/north.json", [{"games": 4, "over": True}])
     assert otf("tasks", "retry", task_id).output.startswith(f"scheduled {task_id} again at ")

@@ -97,4 +97,4 @@ def test_the_function_pins_its_search_path(db_url):
             "SELECT proconfig, prosecdef FROM pg_proc WHERE proname = 'otf_report'"
         ).fetchone()
     assert definer is True
-    assert config == ["search_path=public, pg_temp"]
+    assert config == ["search_path=pg_catalog, pg_temp"]  # sql/0008: no writable schema searched

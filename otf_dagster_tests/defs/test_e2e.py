@@ -58,6 +58,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def server_up(url: str) -> bool:
+    try:
+        requests.get(f"{url}/server_info", timeout=2).raise_for_status()
+    except requests.RequestException:
+        return False
+    return True
+
+
 def graphql(url: str, query: str) -> dict:
     r = requests.post(f"{url}/graphql", json={"query": query}, timeout=30)
     r.raise_for_status()
@@ -73,6 +81,38 @@ MATERIALIZATIONS = """{ assetOrError(assetKey: {path: ["game_boxscore"]}) { __ty
     metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } } } } } }"""
 SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_dagster", repositoryName: "__repository__"})
   { __typename ... on Sensors { results { name sensorState { status } } } } }"""
+
+
+class PausableClock:
+    """Wall-clock time for the simulator that the test can stop: while it is stopped no game
+    moves. The slate waits until the victim's runner watches it, and stands still from the
+    check to the kill, so "kill the run mid-game" races nothing on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.lost = 0.0
+        self.paused_at: float | None = None
+
+    def __call__(self) -> float:
+        return (self.paused_at if self.paused_at is not None else time.time()) - self.lost
+
+    def pause(self) -> None:
+        self.paused_at = time.time()
+
+    def resume(self) -> None:
+        self.lost += time.time() - self.paused_at
+        self.paused_at = None
+
+
+def wait_for(condition, what: str, seconds: float = 120):
+    """Poll ``condition`` until it holds (its value is returned); the deadline only bounds a
+    hang, it decides nothing about timing."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -105,7 +145,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
     dagster_home.prepare(home)
     procs: list[subprocess.Popen] = []
     try:
-        with Simulator(speed=60, games=3, first_start=20, spacing=8) as sim:
+        clock = PausableClock()
+        with Simulator(speed=60, games=3, first_start=20, spacing=8, clock=clock) as sim:
+            clock.pause()  # no game starts before the victim's runner polls it
             env = {
                 **os.environ,
                 "DAGSTER_HOME": str(home),
@@ -146,16 +188,32 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
                     break
                 daemon_log = (tmp_path / "daemon.log").read_text()
                 assert all(p.poll() is None for p in procs), daemon_log[-3000:]
-                task = store.get_task(victim)
-                if not killed and task.run_id and len(store.task_events(victim)) >= 5:
-                    pid = run_worker_pid(instance, task.run_id)
-                    if pid:
-                        os.kill(pid, signal.SIGKILL)  # mid-game, without warning
-                        killed.append(task.run_id)
+                if clock.paused_at is not None and not killed:
+                    if (store.get_task(victim).checkpoint or {}).get("polls", 0) >= 1:
+                        clock.resume()  # the victim's runner is watching: play
+                elif not killed:
+                    clock.pause()  # the game stands still from the check to the kill
+                    task = store.get_task(victim)
+                    events = store.task_events(victim)
+                    if task.run_id and len(events) >= 5 and events[-1]["kind"] != "game_final":
+                        pid = run_worker_pid(instance, task.run_id)
+                        if pid:
+                            os.kill(pid, signal.SIGKILL)  # mid-game, without warning
+                            killed.append(task.run_id)
+                    clock.resume()
                 time.sleep(1)
             else:
                 pytest.fail(f"slate did not finish: {states}; daemon log:\n{daemon_log[-4000:]}")
             assert killed, "the victim's run worker was never found to kill"
+            # A runner ends its task in the task database, then its run ends in Dagster: wait
+            # for that, rather than read the run statuses in between.
+            run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
+
+            def runs_finished() -> bool:
+                runs = [instance.get_run_by_id(r) for r in [*run_ids.values(), killed[0]]]
+                return all(run is not None and run.is_finished for run in runs)
+
+            wait_for(runs_finished, "every runner run to finish in Dagster")
 
             # In the task database: each game's history, runners and events.
             for task in store.list_tasks(task_type=T):
@@ -188,24 +246,9 @@ def test_a_slate_of_games_runs_end_to_end_under_the_daemon(
 
             # Through Dagster's GraphQL API.
             url = f"http://127.0.0.1:{port}"
-            for _ in range(60):
-                try:
-                    requests.get(f"{url}/server_info", timeout=2).raise_for_status()
-                    break
-                except requests.RequestException:
-                    time.sleep(1)
-            # A task is FINISHED when its runner's last poll commits; its Dagster run ends a
-            # moment later (the materialization): wait for the runs to end, not for luck.
-            run_ids = {t.task_id: t.run_id for t in store.list_tasks(task_type=T)}
-            for _ in range(120):
-                runs = graphql(url, RUNS)["runsOrError"]["results"]
-                statuses = {r["runId"]: r["status"] for r in runs}
-                if all(
-                    statuses.get(r) not in (None, "QUEUED", "STARTING", "STARTED")
-                    for r in run_ids.values()
-                ):
-                    break
-                time.sleep(0.5)
+            wait_for(lambda: server_up(url), "the webserver to answer")
+            runs = graphql(url, RUNS)["runsOrError"]["results"]
+            statuses = {r["runId"]: r["status"] for r in runs}
             assert statuses[killed[0]] == "FAILURE"  # the killed run, seen as failed by Dagster
             assert {statuses[r] for r in run_ids.values()} == {"SUCCESS"}
             assert set(statuses) == set(run_ids.values()) | {killed[0]}

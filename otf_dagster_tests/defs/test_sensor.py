@@ -251,3 +251,47 @@ def test_a_run_whose_worker_died_is_canceled_when_its_task_is_relaunched(
         ).records
         assert "heartbeat stale" in canceled.event_log_entry.dagster_event.message
         assert "re-launched as attempt 2" in canceled.event_log_entry.dagster_event.message
+
+
+def test_a_failure_report_for_a_stale_attempt_changes_nothing(db_url, store, default_types):
+    """The task was re-launched as attempt 2 (a newer run owns it); then attempt 1's run is
+    reported failed. The failure sensor must leave the task alone: no re-launch, no failure,
+    no history row."""
+    task_id = running(store, "g1")
+    age_heartbeat(db_url, task_id, 900)
+    manager.reconcile(store, lambda keys: {k: RunInfo("run-1", "FAILURE") for k in keys})
+    before = store.get_task(task_id)
+    history = store.state_history(task_id)
+    assert (before.state, before.attempt) == (TaskState.STARTED, 2)
+    stale = dg.DagsterRun(
+        job_name="task_runner",
+        run_id="run-1",
+        status=dg.DagsterRunStatus.FAILURE,
+        tags={manager.TAG_TASK_ID: task_id, manager.TAG_ATTEMPT: "1"},
+    )
+    resources = {"task_store": TaskStoreResource(database_url=db_url)}
+    with dg.instance_for_test() as instance:
+        context = dg.build_run_status_sensor_context(
+            sensor_name="runner_failure_sensor",
+            dagster_instance=instance,
+            dagster_run=stale,
+            dagster_event=dg.DagsterEvent(
+                event_type_value="PIPELINE_FAILURE", job_name="task_runner", message="boom"
+            ),
+            resources=resources,
+            repository_def=build_definitions(
+                task_store=resources["task_store"]
+            ).get_repository_def(),
+        ).for_run_failure()
+        sensor = build_definitions(task_store=resources["task_store"]).get_sensor_def(
+            "runner_failure_sensor"
+        )
+        result = sensor(context)
+    assert not getattr(result, "run_requests", None)
+    after = store.get_task(task_id)
+    assert (after.state, after.attempt, after.last_error) == (
+        before.state,
+        before.attempt,
+        before.last_error,
+    )
+    assert store.state_history(task_id) == history

@@ -1,4 +1,9 @@
-"""Connections to the task database, and database errors translated in one place."""
+"""Connections to the task database, and database errors translated in one place.
+
+A connection error names the URL with its password masked (``config.redact``) and keeps
+psycopg's own exception out of the chain (``from None``): libpq may quote the connection
+string's parts, and Dagster stores an error's whole cause chain (sensor ticks, run failures).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from otf_dagster.config import redact
-from otf_dagster.exceptions import DatabaseUnavailable, StoreError
+from otf_dagster.exceptions import ConfigError, DatabaseUnavailable, StoreError
 
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -27,9 +32,20 @@ def connect(url: str, *, application_name: str = "otf") -> psycopg.Connection:
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to the task database at {redact(url)}: {_first_line(exc)}; "
-            "check that the server runs and OTF_DATABASE_URL is right"
-        ) from exc
+            redact(
+                f"cannot connect to the task database at {url}: {_first_line(exc)}; "
+                "check that the server runs and OTF_DATABASE_URL is right",
+                url,
+            )
+        ) from None
+    except psycopg.Error as exc:  # libpq refused the connection string itself
+        raise ConfigError(
+            redact(
+                f"the database URL {url} is malformed: {_first_line(exc)}; "
+                "fix it (OTF_DATABASE_URL)",
+                url,
+            )
+        ) from None
 
 
 @contextlib.contextmanager

@@ -16,9 +16,12 @@ from otf_dagster.core.models import TASK_SERVICE, TaskState, key_problem
 from otf_dagster.core.store import task_types
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
-from otf_dagster.exceptions import StoreError, UnknownTaskType
+from otf_dagster.exceptions import StoreError, UnknownTaskType, shown
 
-_TASK_ID_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
+# A key shown verbatim in its task id; fullmatch, as PostgreSQL's '$' (unlike Python's) does
+# not accept a trailing newline.
+_KEY_VERBATIM = re.compile(r"[A-Za-z0-9_.-]{1,120}")
+_TASK_ID_CHARS = re.compile(r"[A-Za-z0-9_:.-]+")
 
 ScheduleItem = tuple[str, datetime, dict[str, Any]]  # (external key, scheduled at, params)
 
@@ -26,11 +29,21 @@ ScheduleItem = tuple[str, datetime, dict[str, Any]]  # (external key, scheduled 
 def task_id_for(task_type: str, external_key: str) -> str:
     """The task id (and Dagster partition key) of (type, key): readable when the key is tame,
     a digest when it holds characters a partition key may not (the key is stored verbatim)."""
-    prefix = task_type.lower()
-    if _TASK_ID_SAFE.match(external_key) and "..." not in external_key:
-        return f"{prefix}:{external_key}"
+    readable = f"{task_type.lower()}:{external_key}"
+    if _KEY_VERBATIM.fullmatch(external_key) and task_id_is_valid(readable):
+        return readable
     digest = hashlib.sha256(external_key.encode("utf-8")).hexdigest()[:20]
-    return f"{prefix}:h-{digest}"
+    return f"{task_type.lower()}:h-{digest}"
+
+
+def task_id_is_valid(task_id: str) -> bool:
+    """The database's ``tasks_task_id_format`` CHECK (sql/0005) in Python; a test tries values
+    on both and holds them equal."""
+    return (
+        _TASK_ID_CHARS.fullmatch(task_id) is not None
+        and len(task_id) <= 200
+        and "..." not in task_id
+    )
 
 
 def check_items(items: Sequence[ScheduleItem]) -> None:
@@ -38,10 +51,10 @@ def check_items(items: Sequence[ScheduleItem]) -> None:
     for key, at, _ in items:
         problem = key_problem(key)
         if problem:
-            raise StoreError(f"external key {str(key)[:60]!r} refused: {problem}")
+            raise StoreError(f"external key {shown(key)} refused: {problem}")
         if not isinstance(at, datetime) or at.tzinfo is None:
             raise StoreError(
-                f"scheduled time {at!r} for key {key!r} must be a timezone-aware datetime"
+                f"scheduled time {shown(at)} for key {shown(key)} must be a timezone-aware datetime"
             )
 
 

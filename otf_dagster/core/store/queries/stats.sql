@@ -26,7 +26,11 @@ SELECT version, name, applied_at FROM otf_schema_migrations ORDER BY version;
 SELECT current_setting('server_version') AS server_version,
        (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
        EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
-       coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%'
+       -- A role without pg_read_all_settings may not read shared_preload_libraries (the row is
+       -- hidden); the library's own settings, registered when the server preloads it, tell.
+       coalesce((SELECT setting LIKE '%timescaledb%' FROM pg_settings
+                 WHERE name = 'shared_preload_libraries'),
+                EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'timescaledb.%'))
            AS preloaded;
 
 -- name: status_hypertables
