@@ -296,3 +296,17 @@ def parse_espn_scoreboard(doc: Any, league: League | None = None) -> list[Schedu
             )
         )
     return out
+
+
+def scoreboard_boxscores(doc: Any, league: League | None = None) -> dict[str, BoxScore]:
+    """Scoreboard events as player-less box scores, by event id."""
+    league = league or _NBA
+    out = {}
+    for event in doc.get("events") or [] if isinstance(doc, dict) else []:
+        competition = dig(event, "competitions", 0)
+        if isinstance(competition, dict) and event.get("id"):
+            event_id = str(event["id"])
+            out[event_id] = _boxscore(
+                {}, competition, league, event_id, None, where="scoreboard event"
+            )
+    return out

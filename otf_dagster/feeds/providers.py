@@ -154,8 +154,26 @@ class EspnProvider:
             else self.client.url_for(self.league.summary_path, {"event": game_id})
         )
         league = self._league_of(url)
-        doc = self.client.get_json(url)
+        try:
+            doc = self.client.get_json(url)
+        except FeedHttpError as exc:
+            if exc.status != 403:
+                raise
+            return self._from_scoreboard(game_id, league, exc.url)
         return _parsed(url, lambda: espn.parse_espn_summary(doc, game_id, league))
+
+    def _from_scoreboard(self, game_id: str, league: League, summary_url: str) -> BoxScore:
+        """As for the NBA's CDN: a summary refused (403) falls back to the league's scoreboard
+        of today, whose event carries the score, status and periods (no players)."""
+        url = self.client.url_for(league.scoreboard_path)
+        doc = self.client.get_json(url)
+        boxes = _parsed(url, lambda: espn.scoreboard_boxscores(doc, league))
+        if game_id not in boxes:
+            raise UnknownGame(
+                f"{summary_url} is refused (403) and event {game_id!r} is not on today's "
+                f"{league.alias} scoreboard; check the event id, or retry nearer its start"
+            )
+        return boxes[game_id]
 
 
 _CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {

@@ -92,6 +92,18 @@ def test_nba_403_falls_back_to_the_scoreboard(sim: Simulator) -> None:
     assert (box.game_id, box.home.tricode, box.players) == (game.nba_id, "BOS", ())
 
 
+def test_espn_403_falls_back_to_the_scoreboard(sim: Simulator) -> None:
+    """A refused summary (403) is read from the league's scoreboard instead; an event that is
+    not on it is unknown, named."""
+    game = sim.games[0]
+    sim.inject("summary", "error", count=1, status=403)
+    box = make_provider("espn", base_url=sim.base_url).boxscore(game.espn_id)
+    assert (box.game_id, box.home.tricode, box.players) == (game.espn_id, "BOS", ())
+    sim.inject("summary", "error", count=1, status=403)
+    with pytest.raises(UnknownGame, match="'999999999' is not on today's nba scoreboard"):
+        make_provider("espn", base_url=sim.base_url).boxscore("999999999")
+
+
 def test_malformed_body_names_the_url(sim: Simulator) -> None:
     sim.inject("todaysScoreboard", "malformed", count=1)
     with pytest.raises(MalformedFeed) as info:
