@@ -35,7 +35,7 @@ def test_every_command_block_is_run_or_marked_as_an_example():
     assert len(blocks["bash"]) >= 3
     # `make dev ARGS=...` passes the options through to `otf dev`.
     make = subprocess.run(
-        ["make", "-n", "dev", 'ARGS=--games 8 --speed 60'],
+        ["make", "--no-print-directory", "-n", "dev", 'ARGS=--games 8 --speed 60'],
         cwd=CHECKOUT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert make.stdout.strip().splitlines()[-1].endswith("otf dev --games 8 --speed 60")
