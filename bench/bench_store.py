@@ -126,7 +126,9 @@ def claim_store(url: str, n: int, now: datetime) -> float:
         _ = store.conn  # connect before the clock starts
         claimed = 0
         start = time.perf_counter()
-        while batch := store.claim_ready(CLAIM_BATCH, now=now, source="bench"):
+        while batch := store.claim_ready(
+            CLAIM_BATCH, now=now, source="bench", deployment="bench-deployment"
+        ):
             claimed += len(batch)
         elapsed = time.perf_counter() - start
     if claimed != n:
@@ -176,10 +178,15 @@ def claim_naive(url: str, n: int, now: datetime) -> float:
 
 
 def _server_claim_sql() -> str:
-    """The store's claim statement with $1..$3 for PL/pgSQL's EXECUTE ... USING."""
+    """The store's claim statement with $1..$4 for PL/pgSQL's EXECUTE ... USING."""
     text = query("claim_ready")
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    return text.replace("%(now)s", "$1").replace("%(limit)s", "$2").replace("%(source)s", "$3")
+    return (
+        text.replace("%(now)s", "$1")
+        .replace("%(limit)s", "$2")
+        .replace("%(source)s", "$3")
+        .replace("%(deployment)s", "$4")
+    )
 
 
 def claim_server_only(url: str, n: int, now: datetime) -> float:
@@ -198,7 +205,7 @@ DECLARE
 BEGIN
     LOOP
         got := 0;
-        FOR r IN EXECUTE claim_sql USING {now}::timestamptz, {limit}::int, {source}::text LOOP
+        FOR r IN EXECUTE claim_sql USING {now}::timestamptz, {limit}::int, {source}::text, {deployment}::text LOOP
             got := got + 1;
         END LOOP;
         COMMIT;
@@ -214,6 +221,7 @@ $bench$
         now=sql.Literal(now),
         limit=sql.Literal(CLAIM_BATCH),
         source=sql.Literal("bench"),
+        deployment=sql.Literal("bench-deployment"),
     )
     notices: list[str] = []
     with psycopg.connect(url, autocommit=True, application_name="bench-claim-server") as conn:
@@ -231,7 +239,7 @@ $bench$
 def claim_psycopg_only(url: str, n: int, now: datetime) -> float:
     """The same statement from Python, rows fetched as tuples, no Task objects; tasks/s."""
     text = query("claim_ready")
-    params = {"now": now, "limit": CLAIM_BATCH, "source": "bench"}
+    params = {"now": now, "limit": CLAIM_BATCH, "source": "bench", "deployment": "bench-deployment"}
     with psycopg.connect(url, autocommit=True, application_name="bench-claim-psycopg") as conn:
         claimed = 0
         start = time.perf_counter()

@@ -290,6 +290,9 @@ def _shut_down(sup: Supervisor | None, embedded_used: bool) -> str | None:
     session.clear()
     left = None
     if sup is not None:
+        # The daemon first: its Task Manager would take the runs cancelled below for failed
+        # ones and re-launch their tasks into a system that is going away, spending attempts.
+        sup.stop_part("daemon")
         if any(p.name == "code server" and p.proc.poll() is None for p in sup.parts):
             try:
                 _cancel_runs(click.echo)

@@ -188,17 +188,26 @@ class Supervisor:
                 part.proc.wait(5)
         return len(victims)
 
+    def stop_part(self, name: str) -> None:
+        """Stop one part (and what it started) ahead of the others, with its line."""
+        for part in [p for p in self.parts if p.name == name]:
+            self._stop_one(part)
+            self.parts.remove(part)
+
+    def _stop_one(self, part: Part) -> None:
+        try:
+            count = self._end(part)
+        except (psutil.Error, OSError) as exc:  # the final sweep still gets it
+            self.say(f"stopping {part.name}: {type(exc).__name__}; swept below")
+            return
+        extra = f" and {count - 1} process(es) it started" if count > 1 else ""
+        self.say(f"stopped {part.name}{extra}")
+
     def stop(self) -> list[psutil.Process]:
         """Stop every part, last started first, one line each; then sweep and check: the
         processes still alive (none, or something is wrong)."""
         for part in reversed(self.parts):
-            try:
-                count = self._end(part)
-            except (psutil.Error, OSError) as exc:  # the sweep below still gets it
-                self.say(f"stopping {part.name}: {type(exc).__name__}; swept below")
-                continue
-            extra = f" and {count - 1} process(es) it started" if count > 1 else ""
-            self.say(f"stopped {part.name}{extra}")
+            self._stop_one(part)
         self.parts.clear()
         return self.sweep()
 

@@ -226,10 +226,17 @@ def test_two_deployments_share_the_task_database_and_one_takes_over_when_the_oth
                 "the slate to finish under A",
                 logs,
             )
+            # No run is left waiting in A's queue (B's storage died with B).
+            wait_for(lambda: _queued_runs(env_a) == 0, 60, "A's queue to drain", logs)
         finally:
             stop(a)
             stop(b)
     check_streams(store)
+    relaunched = _relaunches(store)
+    print(
+        f"two deployments: {TASKS} tasks FINISHED once, {relaunched_before} re-launches while both"
+        f" lived, {relaunched} after B was killed, {len(b_tasks)} of B's tasks, 0 runs left queued"
+    )
     for task_id in b_tasks:
         task = store.get_task(task_id)
         if task.attempt > 1:  # taken over by A once B's lease expired and its heartbeat aged
@@ -245,6 +252,11 @@ def test_two_deployments_share_the_task_database_and_one_takes_over_when_the_oth
 def _events(store: TaskStore) -> int:
     with psycopg.connect(store.url) as conn:
         return conn.execute("SELECT count(*) FROM task_events").fetchone()[0]
+
+
+def _queued_runs(env: dict) -> int:
+    with psycopg.connect(env["DAGSTER_PG_URL"].replace("+psycopg2", "")) as conn:
+        return conn.execute("SELECT count(*) FROM runs WHERE status = 'QUEUED'").fetchone()[0]
 
 
 def _relaunches(store: TaskStore) -> int:
