@@ -11,7 +11,11 @@
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-       AND coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%' THEN
+       -- preloaded: read from pg_settings, where a role without pg_read_all_settings finds no
+       -- row (current_setting would refuse it); the library's own settings then tell.
+       AND coalesce((SELECT setting LIKE '%timescaledb%' FROM pg_settings
+                     WHERE name = 'shared_preload_libraries'),
+                    EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'timescaledb.%')) THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
         EXECUTE $q$SELECT create_hypertable('task_events', 'time',
                      chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, migrate_data => TRUE)$q$;

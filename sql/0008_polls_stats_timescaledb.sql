@@ -70,7 +70,11 @@ BEGIN
         RETURN NEXT 'timescaledb: not available on this server; task_events, task_states and task_polls are plain tables with time indexes, the stats plain views';
         RETURN;
     END IF;
-    IF coalesce(current_setting('shared_preload_libraries', true), '') NOT LIKE '%timescaledb%' THEN
+    -- Preloaded? pg_settings, not current_setting: a role without pg_read_all_settings finds
+    -- no row there (current_setting refuses it), and then the library's own settings tell.
+    IF NOT coalesce((SELECT setting LIKE '%timescaledb%' FROM pg_settings
+                     WHERE name = 'shared_preload_libraries'),
+                    EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'timescaledb.%')) THEN
         RETURN NEXT 'timescaledb: installed on this server but not preloaded, so the tables stay plain; run ALTER SYSTEM SET shared_preload_libraries = ''timescaledb'' (or add it to postgresql.conf), restart the server, then run `otf db migrate` again';
         RETURN;
     END IF;

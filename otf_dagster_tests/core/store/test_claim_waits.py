@@ -43,9 +43,14 @@ def test_a_claimer_skips_a_row_another_holds_instead_of_waiting(db_url, store, d
 
 
 def test_a_claimer_skips_a_row_another_claim_holds(db_url, default_types):
-    """The same with two real claims: the first claim's transaction is still open."""
-    seed_ready_tasks(db_url, 6)
+    """The same with two real claims: the first claim's transaction is still open.
+
+    On TimescaleDB the first row of a new chunk is written under a lock that other inserts
+    into the same time range wait on until it commits: a chunk's creation, not a row lock. A
+    claim committed first makes today's chunk of task_states, so what is tested is the rows."""
+    seed_ready_tasks(db_url, 7)
     with TaskStore(db_url) as first, TaskStore(db_url) as second:
+        assert len(first.claim_ready(limit=1, now=later())) == 1
         with first.conn.transaction():
             rows = transitions.claim_ready(first.conn, later(), 3, "first")
             second.conn.execute("SET lock_timeout = '1ms'")
