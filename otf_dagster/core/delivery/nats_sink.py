@@ -55,6 +55,22 @@ def event_subject(prefix: str, task_type: str, task_id: str) -> str:
     return f"{prefix}.{encode_token(task_type)}.{encode_token(task_id)}"
 
 
+def next_window(
+    prefix: str, events: Sequence[EventBody], start: int, limit: int = MAX_IN_FLIGHT
+) -> list[tuple[str, EventBody]]:
+    """The events from ``start`` that may await their acks together: up to ``limit``, and
+    stopping before a second event of one subject (one task's events go one ack at a time)."""
+    window: list[tuple[str, EventBody]] = []
+    subjects: set[str] = set()
+    for event in events[start : start + limit]:
+        subject = event_subject(prefix, event.task_type, event.task_id)
+        if subject in subjects:
+            break
+        subjects.add(subject)
+        window.append((subject, event))
+    return window
+
+
 def validate_prefix(prefix: object) -> str:
     """Refuse a subject prefix that is not plain dotted tokens (one line naming it)."""
     if not isinstance(prefix, str) or not prefix:
@@ -176,14 +192,7 @@ class NatsSink:
             return error
         retried_stream = False
         while progress[0] < len(events):
-            window: list[tuple[str, EventBody]] = []
-            subjects: set[str] = set()
-            for event in events[progress[0] : progress[0] + MAX_IN_FLIGHT]:
-                subject = event_subject(self.prefix, event.task_type, event.task_id)
-                if subject in subjects:
-                    break
-                subjects.add(subject)
-                window.append((subject, event))
+            window = next_window(self.prefix, events, progress[0])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return f"no publish ack from {self.nats_url} within {self.timeout:g} s"

@@ -14,6 +14,7 @@ from otf_dagster.core.delivery.nats_sink import (
     decode_token,
     encode_token,
     event_subject,
+    next_window,
     stream_name,
     validate_prefix,
 )
@@ -144,3 +145,18 @@ def test_a_bad_prefix_is_refused_in_one_line(prefix):
 def test_distinct_prefixes_get_distinct_streams():
     assert validate_prefix("otf.events") == "otf.events"
     assert stream_name("a.b") != stream_name("a_b")
+
+
+def test_a_window_of_pipelined_publishes_never_holds_two_events_of_one_task():
+    """A lost ack followed by a later acked event of the same task would store that task's
+    events out of order on the re-send; the window stops before a task's second event."""
+    events = make_events(10, 5) + make_events(1, 3)
+    start, windows = 0, []
+    while start < len(events):
+        window = next_window("otf.w", events, start, limit=7)
+        subjects = [subject for subject, _ in window]
+        assert window and len(subjects) == len(set(subjects)) and len(window) <= 7
+        windows.append([event for _, event in window])
+        start += len(window)
+    assert [event for window in windows for event in window] == events
+    assert [len(w) for w in windows] == [7] * 7 + [2, 1, 1]  # the last task alone: one by one
