@@ -53,6 +53,7 @@ class NatsReports:
         self._db: ThreadPoolExecutor | None = None
         self._store: TaskStore | None = None
         self._nc: Any = None
+        self._subs: dict[tuple[str, str], Any] = {}
 
     def start(self, store_url: str) -> None:
         """Connect and subscribe; one clear line (ConfigError) when the server cannot be
@@ -74,6 +75,7 @@ class NatsReports:
                 with contextlib.suppress(Exception):
                     self._loop.run(_close_quietly(self._nc), 5.0)
                 self._nc = None
+            self._subs.clear()
             self._loop.close()
             self._loop = None
         if self._db is not None:
@@ -101,13 +103,37 @@ class NatsReports:
             await _close_quietly(nc)
             raise
         self._nc = nc
-        for prefix, owner in self.routes:
+        await self._route(self.routes)
+
+    async def _route(self, routes: list[tuple[str, str]]) -> None:
+        """Subscribe the routes not yet subscribed, unsubscribe those no longer wanted."""
+        for route in [r for r in self._subs if r not in routes]:
+            await self._subs.pop(route).unsubscribe()
+        for prefix, owner in routes:
+            if (prefix, owner) in self._subs:
+                continue
 
             async def handle(msg: Any, owner: str = owner) -> None:
                 await self._handle(msg, owner)
 
-            await nc.subscribe(reports_subject(prefix, owner), queue=QUEUE_GROUP, cb=handle)
-        await nc.flush(timeout=self.timeout)
+            self._subs[(prefix, owner)] = await self._nc.subscribe(
+                reports_subject(prefix, owner), queue=QUEUE_GROUP, cb=handle
+            )
+        await self._nc.flush(timeout=self.timeout)
+        self.routes = routes
+
+    def update(self, routes: Iterable[tuple[str, str]]) -> None:
+        """The relay's NATS endpoints changed: follow them (blocking; one line on failure)."""
+        wanted = sorted(set(routes))
+        if self._loop is None:
+            self.routes = wanted
+            return
+        try:
+            self._loop.run(self._route(wanted), self.timeout + 1.0)
+        except Exception as exc:
+            raise ConfigError(
+                f"reports over NATS: cannot subscribe at {self.nats_url}: {_line(exc)}"
+            ) from None
 
     async def _handle(self, msg: Any, owner: str) -> None:
         answer = await asyncio.get_running_loop().run_in_executor(

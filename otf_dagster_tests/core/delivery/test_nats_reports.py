@@ -7,12 +7,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import nats
+import nats.errors
 import psycopg
 import pytest
 
 from otf_dagster.core import services
 from otf_dagster.core.delivery.reports_nats import NatsReports, reports_subject
 from otf_dagster.exceptions import ConfigError
+from otf_dagster.local import nats as embedded_nats
 from otf_dagster_tests.helpers import start_task
 
 PREFIX = "otf.media"
@@ -26,14 +29,23 @@ def reports(nats_server, db_url) -> Iterator[NatsReports]:
     subscriber.stop()
 
 
-def request(url: str, owner: str, body: dict[str, Any]) -> dict[str, Any]:
-    import nats
+def request(url: str, owner: str, body: dict[str, Any], retry: bool = False) -> dict[str, Any]:
+    """Ask over NATS; with ``retry``, until a subscriber that is reconnecting answers."""
 
     async def ask() -> dict[str, Any]:
         nc = await nats.connect(url)
         try:
-            msg = await nc.request(reports_subject(PREFIX, owner), json.dumps(body).encode(), 5)
-            return json.loads(msg.data)
+            for _ in range(100 if retry else 1):
+                try:
+                    msg = await nc.request(
+                        reports_subject(PREFIX, owner), json.dumps(body).encode(), 5
+                    )
+                    return json.loads(msg.data)
+                except nats.errors.NoRespondersError:
+                    if not retry:
+                        raise
+                    await asyncio.sleep(0.05)
+            raise AssertionError("no subscriber came back")
         finally:
             await nc.close()
 
@@ -116,3 +128,28 @@ def test_no_server_is_one_line_at_start(db_url):
     with pytest.raises(ConfigError) as refused:
         subscriber.start(db_url)
     assert "nats://127.0.0.1:1" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_routes_follow_the_endpoints_and_survive_a_server_restart(
+    store, db_url, media_task, own_nats_server
+):
+    tid = media_task.task.task_id
+    subscriber = NatsReports(own_nats_server.url, [(PREFIX, "photo")])
+    subscriber.start(db_url)
+    try:
+        photo = {"task_id": tid, "service": "photo", "state": "STARTED"}
+        assert request(own_nats_server.url, "photo", photo)["ok"] is True
+        own_nats_server.stop()
+        server = embedded_nats.start(own_nats_server.folder)  # same port: the client comes back
+        assert request(server.url, "photo", {**photo, "state": "FINISHED"}, retry=True)["ok"]
+        subscriber.update([(PREFIX, "caption")])
+        caption = {"task_id": tid, "service": "caption", "state": "STARTED"}
+        assert request(server.url, "caption", caption)["ok"] is True
+        with pytest.raises(nats.errors.NoRespondersError):
+            request(server.url, "photo", photo)
+    finally:
+        subscriber.stop()
+    assert [(r[0], r[1]) for r in rows(db_url, tid)["services"]] == [
+        ("caption", "STARTED"),
+        ("photo", "FINISHED"),
+    ]
