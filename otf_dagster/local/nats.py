@@ -26,6 +26,7 @@ from pathlib import Path
 from otf_dagster import config
 from otf_dagster.exceptions import ConfigError
 
+NATS_URL_ENV = "OTF_NATS_URL"  # any other NATS server; else the embedded one
 PID_FILE = "nats-server.pid"
 PORT_FILE = "port"
 LOG_FILE = "nats-server.log"
@@ -217,3 +218,8 @@ def stop(folder: Path | None = None, *, timeout: float = 10.0) -> bool:
     _terminate(pid, timeout)
     (folder / PID_FILE).unlink(missing_ok=True)
     return True
+
+
+def resolve_url(folder: Path | None = None) -> str:
+    """``OTF_NATS_URL`` when set, else the embedded server's (started if needed)."""
+    return os.environ.get(NATS_URL_ENV) or start(folder).url

@@ -47,3 +47,17 @@ def test_a_stale_pid_file_naming_another_process_is_not_stopped(tmp_path):
     folder.mkdir()
     (folder / embedded_nats.PID_FILE).write_text(f"{os.getpid()}\n")  # this very test process
     assert embedded_nats.stop(folder) is False
+
+
+def test_the_url_is_the_environment_s_else_the_embedded_server_s(tmp_path, monkeypatch):
+    monkeypatch.setenv(embedded_nats.NATS_URL_ENV, "nats://nats.example.test:4222")
+    assert embedded_nats.resolve_url(tmp_path / "nats") == "nats://nats.example.test:4222"
+    assert embedded_nats.running(tmp_path / "nats") is None  # nothing started for it
+    monkeypatch.delenv(embedded_nats.NATS_URL_ENV)
+    try:
+        assert (
+            embedded_nats.resolve_url(tmp_path / "nats")
+            == embedded_nats.running(tmp_path / "nats").url
+        )
+    finally:
+        embedded_nats.stop(tmp_path / "nats")
