@@ -12,8 +12,8 @@ from otf_dagster.config import libpq_url
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
-from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues, load_leagues
+from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
 from otf_dagster.handlers.clients import Clients
 
 

@@ -246,7 +246,8 @@ def make_provider(
     ``headers`` (a task type's; None drops one)."""
     if name not in _CLASSES:
         raise ConfigError(f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}")
-    the_league = league_named(league or DEFAULT_LEAGUE)
+    registry = leagues or default_leagues()
+    the_league = league if isinstance(league, League) else registry.get(league or DEFAULT_LEAGUE)
     if name == "nba_cdn" and the_league.pair != league_named(DEFAULT_LEAGUE).pair:
         raise ConfigError(
             f"the NBA CDN serves only the NBA, not {the_league.name}; "
@@ -256,7 +257,6 @@ def make_provider(
         client = FeedClient(base_url or DEFAULT_BASE_URLS[name], **client_kwargs)
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
-    registry = leagues or default_leagues()
     if name == "nba_cdn":
         merged: dict[str, str | None] = {**registry.headers_for(name, the_league), **(headers or {})}
         return NbaCdnProvider(client, the_league, {k: v for k, v in merged.items() if v is not None})

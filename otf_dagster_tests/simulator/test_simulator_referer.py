@@ -28,6 +28,8 @@ def test_live_data_needs_the_referer(sim: Simulator, path: str) -> None:
 
 
 def test_other_paths_need_no_referer(sim: Simulator) -> None:
-    schedule = requests.get(f"{sim.base_url}/static/json/staticData/scheduleLeagueV2.json", timeout=5)
+    schedule = requests.get(
+        f"{sim.base_url}/static/json/staticData/scheduleLeagueV2.json", timeout=5
+    )
     espn = requests.get(f"{sim.base_url}/apis/site/v2/sports/basketball/nba/scoreboard", timeout=5)
     assert (schedule.status_code, espn.status_code) == (200, 200)
