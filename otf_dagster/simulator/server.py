@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import default_leagues
-from otf_dagster.simulator import render, render_espn, slates
+from otf_dagster.simulator import college, render, render_espn, slates
 from otf_dagster.simulator.replay import load_json
 from otf_dagster.simulator.slate import (
     SIM_LEAGUES,
@@ -101,12 +101,14 @@ class Simulator:
         slate_id: int | None = None,
         leagues: tuple[str, ...] = ("nba",),
         slates_file: str | Path | None = None,
+        college_games: int = 0,
     ) -> None:
         if speed <= 0:
             raise ConfigError(f"simulator speed {speed!r} must be > 0 (game seconds per second)")
         if not 1 <= games <= 99:
             raise ConfigError(f"simulator games {games!r} must be between 1 and 99")
         self.speed = float(speed)
+        self.college_games = college_games  # synthesized games per college day (ESPN's groups)
         self.clock = clock or time.time
         self.host = host
         self.port = port
@@ -330,6 +332,11 @@ class Simulator:
                 return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
             if alias == "nba":
                 return _json(200, render.espn_scoreboard(self._day_games(day), day))
+            if league.groups and self.college_games:
+                return _json(
+                    200,
+                    college.scoreboard(league.slug, league.sport, day, self.college_games, query),
+                )
             if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
                 return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
             return _json(200, render_espn.espn_scoreboard(alias, self._day_games(day, alias), day))
