@@ -308,3 +308,26 @@ def test_the_game_schedule_warns_of_25_events_in_its_metadata(college: Recorder,
     )
     [mat] = result.asset_materializations_for_node("game_schedule")
     assert mat.metadata["warnings"].value == "_none_"
+
+
+def test_pooled_sessions_to_a_feed_host_carry_its_headers_under_a_types_own(
+    nba_box: Recorder,
+) -> None:
+    """``Clients`` (the runners' pooled sessions): a session to the NBA CDN's host sends its
+    Referer and Origin; an http.json type's own headers replace them by name."""
+    from urllib.parse import urlsplit
+
+    from otf_dagster.handlers.clients import Clients, PollClient, feed_hosts
+
+    assert feed_hosts()["cdn.nba.com"] == "nba_cdn"
+    with Clients(hosts={urlsplit(nba_box.base_url).netloc: "nba_cdn"}) as clients:
+        poll = PollClient(clients.for_base(nba_box.base_url))
+        poll.get_json("/static/json/liveData/boxscore/boxscore_0042200123.json")
+        assert nba_box.seen[-1][2]["Referer"] == "https://www.nba.com/"
+        poll.get_json("/x.json", headers={"Referer": "https://mine.example/"})
+        headers = nba_box.seen[-1][2]
+        assert headers["Referer"] == "https://mine.example/"
+        assert headers["Origin"] == "https://www.nba.com"
+    with Clients(hosts={}) as clients:
+        clients.for_base(nba_box.base_url).get_json("/x.json")
+        assert "Referer" not in nba_box.seen[-1][2]
