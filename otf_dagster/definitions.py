@@ -32,6 +32,7 @@ from otf_dagster.defs.sensors import (
 from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, LEAGUES_FILE_ENV, load_leagues
+from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
 
 
 def _int(name: str, default: int) -> int:
@@ -105,7 +106,7 @@ def build_definitions(
             or TaskStoreResource(database_url=dg.EnvVar("OTF_DATABASE_URL")),
             "feeds": feeds
             or FeedResource(
-                provider=os.environ.get("OTF_FEED_PROVIDER", "nba_cdn"),
+                provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
                 base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
             ),
         },
@@ -116,7 +117,7 @@ def build_definitions(
 def defs() -> dg.Definitions:
     leagues, leagues_file = _leagues_settings()
     feeds = FeedResource(
-        provider=os.environ.get("OTF_FEED_PROVIDER", "nba_cdn"),
+        provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
         base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
         leagues_file=leagues_file,
     )

@@ -64,6 +64,11 @@ class RetriableFeedError(FeedError):
     """A failure that may pass: connection errors, timeouts, 429, 5xx."""
 
 
+class FeedRefused(RetriableFeedError):
+    """The feed refused this client (a 403 with an HTML body: a CDN's edge page, not the
+    feed's answer): an outage of the feed for this client, never an unknown game."""
+
+
 class FatalFeedError(FeedError):
     """A failure that will not pass by retrying: 4xx other than 429, a body of the wrong shape."""
 

@@ -63,8 +63,14 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
             len(frame),
             {k: int(v) for k, v in frame["task"].value_counts().items()},
         )
+        warnings = list(getattr(provider, "warnings", []))
+        for warning in warnings:
+            context.log.warning(warning)
         return dg.MaterializeResult(
             metadata={
+                "warnings": dg.MetadataValue.md(
+                    "\n".join(f"- {w}" for w in warnings) if warnings else "_none_"
+                ),
                 "games": dg.MetadataValue.md(
                     frame.to_markdown(index=False) if len(frame) else "_no games this day_"
                 ),

@@ -13,6 +13,7 @@ from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues, load_leagues
+from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
 from otf_dagster.handlers.clients import Clients
 
 
@@ -47,7 +48,8 @@ class FeedResource(dg.ConfigurableResource):
     """
 
     provider: str = Field(
-        default="nba_cdn", description="The NBA's feed: nba_cdn or espn (other leagues: espn)."
+        default=DEFAULT_NBA_PROVIDER,
+        description="The NBA's feed: espn (default) or nba_cdn (other leagues: espn).",
     )
     base_url: str = Field(
         default="", description="Base URL for all providers; empty: the real feeds."

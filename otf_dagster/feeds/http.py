@@ -16,9 +16,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from otf_dagster.config import redact
 from otf_dagster.exceptions import (
     ConfigError,
     FatalFeedError,
+    FeedRefused,
     MalformedFeed,
     RetriableFeedError,
     UnknownGame,
@@ -60,6 +62,13 @@ def excerpt(text: str | bytes, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _is_html(response: requests.Response) -> bool:
+    """A CDN's edge page (Akamai's "Access Denied"), not a feed's JSON or XML error body."""
+    kind = response.headers.get("Content-Type", "").lower()
+    head = response.content[:200].lstrip().lower()
+    return "text/html" in kind or head.startswith((b"<html", b"<!doctype html"))
+
+
 class FeedClient:
     """GET JSON from one base URL; not thread-safe beyond what requests.Session is."""
 
@@ -73,6 +82,7 @@ class FeedClient:
         backoff_max: float = 10.0,
         user_agent: str = USER_AGENT,
         pool_maxsize: int = 8,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -101,6 +111,7 @@ class FeedClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        self.session.headers.update(headers or {})  # the feed's own (the NBA CDN's Referer)
         # requests reads the proxy settings from the environment on every request (a scan of
         # os.environ: a third of a poll's CPU in a runner pool); read them once, for this base.
         self.session.trust_env = False
@@ -160,6 +171,13 @@ class FeedClient:
             raise UnknownGame(
                 f"{url} answered 404 ({excerpt(response.content)!r}); "
                 "check the game id and the provider"
+            )
+        if status == 403 and _is_html(response):
+            raise FeedRefused(
+                f"the feed refused this client (HTTP 403, HTML body "
+                f"{excerpt(response.content)!r}) at {redact(url)}; it wants headers this client "
+                "did not send (the NBA CDN: Referer https://www.nba.com/, see `headers` in "
+                "leagues.yaml), or use ESPN (OTF_FEED_PROVIDER=espn); counted as a feed outage"
             )
         if 400 <= status < 600:
             raise FeedHttpError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -38,7 +38,18 @@ _SPORT_FIELDS = (
     "poll_interval_seconds",
     "deadline_seconds",
 )
-_LEAGUE_FIELDS = {"alias", "path", "name", "task_prefix", "team_codes", *_SPORT_FIELDS}
+_LEAGUE_FIELDS = {
+    "alias",
+    "path",
+    "name",
+    "task_prefix",
+    "team_codes",
+    "headers",
+    "groups",
+    *_SPORT_FIELDS,
+}
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")  # an HTTP token
+MAX_GROUPS = 10
 
 CONFIRM_DELAY_SECONDS = 600
 SUMMARY_PATH = "/apis/site/v2/sports/{pair}/summary"
@@ -65,6 +76,10 @@ class League:
     extra: str
     poll_interval_seconds: float
     deadline_seconds: int
+    # per feed (nba_cdn, espn): headers replacing the feed's defaults by name (None drops one)
+    headers: dict[str, dict[str, str | None]] = field(default_factory=dict, hash=False)
+    # ESPN's divisions (``groups=``) a scoreboard asks for, merged: college's whole top one
+    groups: tuple[str, ...] = ()
 
     @property
     def pair(self) -> str:
@@ -125,10 +140,23 @@ class League:
 class Leagues:
     """The known leagues, looked up by alias or by ``sport/league`` pair."""
 
-    def __init__(self, leagues: Iterable[League], follow: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        leagues: Iterable[League],
+        follow: tuple[str, ...] = (),
+        feeds: Mapping[str, Mapping[str, str | None]] | None = None,
+    ) -> None:
         self._by_alias = {lg.alias: lg for lg in leagues}
         self._by_pair = {lg.pair: lg for lg in self._by_alias.values()}
         self.follow = follow
+        self.feeds = {name: dict(h) for name, h in (feeds or {}).items()}
+
+    def headers_for(self, feed: str, league: League | None = None) -> dict[str, str]:
+        """The headers a request to ``feed`` carries: the feed's defaults, then the league's."""
+        merged: dict[str, str | None] = dict(self.feeds.get(feed) or {})
+        if league is not None:
+            merged.update(league.headers.get(feed) or {})
+        return {k: v for k, v in merged.items() if v is not None}
 
     def __iter__(self):
         return iter(self._by_alias.values())
@@ -185,10 +213,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"leagues file {path} is not valid YAML: {exc}") from None
     if doc is None:
         return {}
-    if not isinstance(doc, Mapping) or set(doc) - {"sports", "leagues", "follow"}:
+    if not isinstance(doc, Mapping) or set(doc) - {"sports", "leagues", "follow", "feeds"}:
         raise ConfigError(
             f"leagues file {path} must be a mapping with 'leagues' (and optionally 'sports', "
-            "'follow'), as otf_dagster/defaults/leagues.yaml"
+            "'follow', 'feeds'), as otf_dagster/defaults/leagues.yaml"
         )
     return dict(doc)
 
@@ -232,6 +260,53 @@ def _checked_rules(where: str, rules: dict[str, Any]) -> dict[str, Any]:
         where, "poll_interval_seconds", rules["poll_interval_seconds"], float
     )
     return rules
+
+
+def _headers(where: str, raw: Any) -> dict[str, str | None]:
+    """``{Name: value}``: HTTP token names, one-line values; ``null`` drops a default."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: headers must map header names to values, got {raw!r}")
+    out: dict[str, str | None] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ConfigError(f"{where}: {name!r} is not an HTTP header name")
+        if value is not None and (
+            not isinstance(value, str) or "\n" in value or "\r" in value or len(value) > 4000
+        ):
+            raise ConfigError(
+                f"{where}: header {name} must be one line of text (or null to drop it), "
+                f"got {str(value)[:40]!r}"
+            )
+        out[name] = value
+    return out
+
+
+def _feed_headers(where: str, raw: Any) -> dict[str, dict[str, str | None]]:
+    """A league line's ``headers: {feed: {Name: value}}``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{where}: headers maps a feed to its headers, e.g. "
+            "{nba_cdn: {Referer: 'https://www.nba.com/'}}, got {raw!r}"
+        )
+    return {str(feed): _headers(f"{where}: headers.{feed}", h) for feed, h in raw.items()}
+
+
+def _groups(where: str, raw: Any) -> tuple[str, ...]:
+    """ESPN division ids (50 college basketball's Division I, 80 FBS, 81 FCS): one or a list."""
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or len(text) > 6:
+            raise ConfigError(
+                f"{where}: groups {raw!r}: each is ESPN's division number (e.g. 50; 80 FBS, "
+                "81 FCS), one or a list"
+            )
+        if text not in out:
+            out.append(text)
+    if len(out) > MAX_GROUPS:
+        raise ConfigError(f"{where}: groups lists {len(out)} divisions; at most {MAX_GROUPS}")
+    return tuple(out)
 
 
 def _league(where: str, raw: Any, sports: Mapping[str, dict[str, Any]]) -> League:
@@ -281,6 +356,8 @@ def _league(where: str, raw: Any, sports: Mapping[str, dict[str, Any]]) -> Leagu
         name=name.strip(),
         task_prefix=prefix,
         team_codes=team_codes,
+        headers=_feed_headers(where, raw.get("headers") or {}),
+        groups=_groups(where, raw["groups"]) if raw.get("groups") not in (None, []) else (),
         **rules,
     )
 
@@ -289,7 +366,19 @@ def _merge(docs: list[tuple[Path, dict[str, Any]]]) -> Leagues:
     sports: dict[str, dict[str, Any]] = {}
     leagues: dict[str, League] = {}
     follow: tuple[str, ...] = ()
+    feeds: dict[str, dict[str, str | None]] = {}
     for path, doc in docs:
+        raw_feeds = doc.get("feeds") or {}
+        if not isinstance(raw_feeds, Mapping):
+            raise ConfigError(f"leagues file {path}: 'feeds' must map a feed to {{headers: ...}}")
+        for feed, raw in raw_feeds.items():
+            if not isinstance(raw, Mapping) or set(raw) - {"headers"}:
+                raise ConfigError(
+                    f"leagues file {path}: feed {feed!r} is a mapping with 'headers' only"
+                )
+            feeds.setdefault(str(feed), {}).update(
+                _headers(f"{path}: feed {feed}", raw.get("headers") or {})
+            )
         raw_sports = doc.get("sports") or {}
         if not isinstance(raw_sports, Mapping):
             raise ConfigError(f"leagues file {path}: 'sports' must map a sport to its rules")
@@ -318,7 +407,7 @@ def _merge(docs: list[tuple[Path, dict[str, Any]]]) -> Leagues:
             if not isinstance(raw_follow, list):
                 raise ConfigError(f"leagues file {path}: 'follow' must list league aliases")
             follow = tuple(str(x).strip() for x in raw_follow if str(x).strip())
-    registry = Leagues(leagues.values())
+    registry = Leagues(leagues.values(), feeds=feeds)
     if follow:
         try:
             registry.follow = tuple(lg.alias for lg in registry.parse_list(follow))

@@ -17,13 +17,19 @@ from zoneinfo import ZoneInfo
 from otf_dagster.exceptions import ConfigError, MalformedFeed, UnknownGame
 from otf_dagster.feeds import espn, nba_cdn
 from otf_dagster.feeds.http import FeedClient, FeedHttpError
-from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, default_leagues
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues
 from otf_dagster.feeds.leagues import league as league_named
 from otf_dagster.feeds.models import BoxScore, ScheduleEntry
 
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("nba_cdn", "espn")
+# The NBA's default feed: ESPN, which the NBA CDN's Referer rule (May 2026) showed is the one
+# feed every league already depends on (docs/design.md, "Feeds as they answer today").
+DEFAULT_NBA_PROVIDER = "espn"
+# ESPN cuts a scoreboard ``limit`` above 500 to 25 events, silently: never ask for more.
+MAX_LIMIT = 500
+CAPPED_EVENTS = 25
 DEFAULT_BASE_URLS = {"nba_cdn": "https://cdn.nba.com", "espn": "https://site.api.espn.com"}
 
 _NBA_ID = re.compile(r"^\d{10}$")
@@ -39,6 +45,7 @@ T = TypeVar("T")
 class Provider(Protocol):
     name: str
     league: League
+    warnings: list[str]  # what the last schedule() saw that a person should know
 
     def schedule(self, day: date) -> list[ScheduleEntry]: ...
 
@@ -60,13 +67,17 @@ class NbaCdnProvider:
 
     name = "nba_cdn"
 
-    def __init__(self, client: FeedClient, league: League) -> None:
+    def __init__(
+        self, client: FeedClient, league: League, headers: dict[str, str] | None = None
+    ) -> None:
         self.client = client
         self.league = league
+        self.headers = headers or {}
+        self.warnings: list[str] = []
 
     def _get(self, path: str) -> tuple[str, Any]:
         url = self.client.url_for(path)
-        return url, self.client.get_json(url)
+        return url, self.client.get_json(url, headers=self.headers or None)
 
     def schedule(self, day: date) -> list[ScheduleEntry]:
         """Today's scoreboard when it is about ``day`` (fresher), else the season schedule."""
@@ -114,16 +125,54 @@ class EspnProvider:
 
     name = "espn"
 
-    def __init__(self, client: FeedClient, league: League) -> None:
+    def __init__(
+        self,
+        client: FeedClient,
+        league: League,
+        headers: dict[str, str] | None = None,
+        leagues: Leagues | None = None,
+    ) -> None:
         self.client = client
         self.league = league
+        self.headers = headers or {}
+        self.leagues = leagues or default_leagues()
+        self.warnings: list[str] = []
+
+    def _json(self, url: str, league: League) -> Any:
+        headers = {**self.leagues.headers_for(self.name, league), **self.headers}
+        return self.client.get_json(url, headers=headers or None)
+
+    def _scoreboard(self, day: date) -> list[ScheduleEntry]:
+        """One request per division the league lists (``groups``, with ``limit`` 500: never
+        more, ESPN cuts that to 25), merged and de-duplicated by event id."""
+        queries: list[dict[str, Any]] = [{"dates": day.strftime("%Y%m%d")}]
+        if self.league.groups:
+            queries = [{**queries[0], "groups": g, "limit": MAX_LIMIT} for g in self.league.groups]
+        out: dict[str, ScheduleEntry] = {}
+        for query in queries:
+            assert int(query.get("limit", 0)) <= MAX_LIMIT
+            url = self.client.url_for(self.league.scoreboard_path, query)
+            doc = self._json(url, self.league)
+            entries = _parsed(url, lambda doc=doc: espn.parse_espn_scoreboard(doc, self.league))
+            events = doc.get("events") if isinstance(doc, dict) else None
+            if isinstance(events, list) and len(events) == CAPPED_EVENTS:
+                warning = (
+                    f"{url} listed exactly {CAPPED_EVENTS} events, the signature of ESPN's cap "
+                    "(a limit above 500, or a featured subset): the day may hold more games; "
+                    "check the league's groups in leagues.yaml"
+                )
+                log.warning("%s", warning)
+                self.warnings.append(warning)
+            for entry in entries:
+                out.setdefault(entry.game_id, entry)
+        return list(out.values())
 
     def schedule(self, day: date) -> list[ScheduleEntry]:
         """The league's games on ``day`` (a US Eastern day, as ESPN lists them): a scoreboard
         that also lists other days (the NFL's whole week) keeps only that day's."""
+        self.warnings = []
         url = self.client.url_for(self.league.scoreboard_path, {"dates": day.strftime("%Y%m%d")})
-        doc = self.client.get_json(url)
-        entries = _parsed(url, lambda: espn.parse_espn_scoreboard(doc, self.league))
+        entries = self._scoreboard(day)
         on_day = [e for e in entries if e.start_time.astimezone(ESPN_DAY_ZONE).date() == day]
         if len(on_day) < len(entries):
             log.info(
@@ -139,7 +188,7 @@ class EspnProvider:
         m = _SPORTS_PATH.search(url)
         if m is None or m.group("pair") == self.league.pair:
             return self.league
-        return default_leagues().find(m.group("pair")) or self.league
+        return self.leagues.find(m.group("pair")) or self.league
 
     def boxscore(self, game_id: str, url: str | None = None) -> BoxScore:
         game_id = str(game_id).strip()
@@ -155,7 +204,7 @@ class EspnProvider:
         )
         league = self._league_of(url)
         try:
-            doc = self.client.get_json(url)
+            doc = self._json(url, league)
         except FeedHttpError as exc:
             if exc.status != 403:
                 raise
@@ -166,7 +215,7 @@ class EspnProvider:
         """As for the NBA's CDN: a summary refused (403) falls back to the league's scoreboard
         of today, whose event carries the score, status and periods (no players)."""
         url = self.client.url_for(league.scoreboard_path)
-        doc = self.client.get_json(url)
+        doc = self._json(url, league)
         boxes = _parsed(url, lambda: espn.scoreboard_boxscores(doc, league))
         if game_id not in boxes:
             raise UnknownGame(
@@ -187,13 +236,18 @@ def make_provider(
     base_url: str | None = None,
     client: FeedClient | None = None,
     league: str | League | None = None,
+    headers: dict[str, str | None] | None = None,
+    leagues: Leagues | None = None,
     **client_kwargs: Any,
 ) -> Provider:
     """A provider by name for one league (alias, ``sport/league`` pair or League; the NBA when
-    None); ``base_url`` points it at the simulator, ``client`` shares one HTTP session."""
+    None); ``base_url`` points it at the simulator, ``client`` shares one HTTP session.
+    Requests carry the feed's headers (``leagues``' feed defaults, then the league's), then
+    ``headers`` (a task type's; None drops one)."""
     if name not in _CLASSES:
         raise ConfigError(f"unknown feed provider {name!r}; use one of {', '.join(PROVIDERS)}")
-    the_league = league_named(league or DEFAULT_LEAGUE)
+    registry = leagues or default_leagues()
+    the_league = league if isinstance(league, League) else registry.get(league or DEFAULT_LEAGUE)
     if name == "nba_cdn" and the_league.pair != league_named(DEFAULT_LEAGUE).pair:
         raise ConfigError(
             f"the NBA CDN serves only the NBA, not {the_league.name}; "
@@ -203,4 +257,8 @@ def make_provider(
         client = FeedClient(base_url or DEFAULT_BASE_URLS[name], **client_kwargs)
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
-    return _CLASSES[name](client, the_league)
+    if name == "nba_cdn":
+        merged: dict[str, str | None] = {**registry.headers_for(name, the_league), **(headers or {})}
+        return NbaCdnProvider(client, the_league, {k: v for k, v in merged.items() if v is not None})
+    extra = {k: v for k, v in (headers or {}).items() if v is not None}
+    return EspnProvider(client, the_league, extra, registry)

@@ -15,6 +15,7 @@ resume another day wants a deadline that long).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -32,10 +33,12 @@ from otf_dagster.handlers.base import (
     PollResult,
     param_number,
 )
+from otf_dagster.handlers.http_json import _check_header as check_header
+from otf_dagster.handlers.http_json import _headers as expand_headers
 from otf_dagster.views.tables import score_table
 
 ENDED = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)
-PARAMS = ("league", "follow_up_type", "follow_up_delay_seconds", "unknown_game_polls")
+PARAMS = ("league", "follow_up_type", "follow_up_delay_seconds", "unknown_game_polls", "headers")
 DEFAULT_UNKNOWN_GAME_POLLS = 3
 CLOSE_FINISH_SECONDS = 120.0  # countdown sports: the last two minutes
 CLOSE_FINISH_MINUTE = 80  # soccer: from the 80th minute
@@ -89,6 +92,13 @@ class BoxScoreHandler:
                 load_leagues(os.environ.get(LEAGUES_FILE_ENV) or None).get(tt.params["league"])
             except ConfigError as exc:
                 raise InvalidTaskType(f"{label}: params.league: {exc}") from None
+        headers = tt.params.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise InvalidTaskType(
+                f"{label}: params.headers must map names to values, got {headers!r}"
+            )
+        for header, value in headers.items():
+            check_header(header, value, label)
         polls = tt.params.get("unknown_game_polls", DEFAULT_UNKNOWN_GAME_POLLS)
         if isinstance(polls, bool) or not isinstance(polls, int) or not 1 <= polls <= 100:
             raise InvalidTaskType(
@@ -103,7 +113,12 @@ class BoxScoreHandler:
     # --- each poll ---------------------------------------------------------------------------
 
     def poll(self, ctx: PollContext) -> PollResult:
-        provider = make_provider(self.provider, client=ctx.client)
+        provider = make_provider(
+            self.provider,
+            client=ctx.client,
+            leagues=load_leagues(os.environ.get(LEAGUES_FILE_ENV) or None),
+            headers=expand_headers(ctx.task_type.params.get("headers") or {}),
+        )
         previous = self._previous(ctx)
         try:
             snapshot = provider.boxscore(ctx.task.external_key, url=ctx.url)

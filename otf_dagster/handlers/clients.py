@@ -4,11 +4,20 @@ poll fetched (``spawn`` reads the document)."""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from otf_dagster.feeds.http import FeedClient
+from otf_dagster.feeds.leagues import LEAGUES_FILE_ENV, load_leagues
+from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
+
+
+def feed_hosts() -> dict[str, str]:
+    """The real feeds' hosts -> feed name (cdn.nba.com -> nba_cdn)."""
+    return {urlsplit(url).netloc: name for name, url in DEFAULT_BASE_URLS.items()}
 
 
 class Clients:
@@ -22,10 +31,14 @@ class Clients:
         timeout: tuple[float, float] = (3.05, 10.0),
         pool_maxsize: int = 8,
         per_host: int | None = None,
+        hosts: Mapping[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
         self.pool_maxsize = max(pool_maxsize, per_host or 0)
         self.per_host = per_host
+        # a session to a feed's host carries that feed's headers (an http.json type polling
+        # cdn.nba.com gets its Referer; the type's own headers win by name, per request)
+        self.hosts = dict(hosts) if hosts is not None else feed_hosts()
         self._clients: dict[str, FeedClient] = {}
         self._limits: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
@@ -34,7 +47,18 @@ class Clients:
         with self._lock:
             client = self._clients.get(base_url)
             if client is None:
-                client = FeedClient(base_url, timeout=self.timeout, pool_maxsize=self.pool_maxsize)
+                feed = self.hosts.get(urlsplit(base_url).netloc)
+                headers = (
+                    load_leagues(os.environ.get(LEAGUES_FILE_ENV) or None).headers_for(feed)
+                    if feed
+                    else None
+                )
+                client = FeedClient(
+                    base_url,
+                    timeout=self.timeout,
+                    pool_maxsize=self.pool_maxsize,
+                    headers=headers,
+                )
                 if self.per_host:
                     host = urlsplit(base_url).netloc
                     limit = self._limits.setdefault(host, threading.BoundedSemaphore(self.per_host))

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import default_leagues
-from otf_dagster.simulator import render, render_espn, slates
+from otf_dagster.simulator import college, render, render_espn, slates
 from otf_dagster.simulator.replay import load_json
 from otf_dagster.simulator.slate import (
     SIM_LEAGUES,
@@ -46,6 +46,15 @@ _COUNTER = re.compile(r"^/demo/count/(?P<key>[A-Za-z0-9_.:-]{1,120})\.json$")
 NBA_SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
 NBA_SCHEDULE = "/static/json/staticData/scheduleLeagueV2.json"
 _ESPN = re.compile(r"^/apis/site/v2/sports/(?P<pair>[^/]+/[^/]+)/(?P<what>scoreboard|summary)$")
+# Since May 2026 cdn.nba.com's edge refuses liveData requests without an nba.com Referer, with
+# Akamai's HTML page; the simulator does the same, so only a client that sends it passes.
+NBA_LIVE_PREFIX = "/static/json/liveData/"
+NBA_REFERER = "https://www.nba.com"
+NBA_REFUSED = (
+    b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n \n"
+    b"You don't have permission to access \"%s\" on this server.<P>\n"
+    b"Reference&#32;&#35;18&#46;otf&#46;simulator\n</BODY>\n</HTML>\n"
+)
 NBA_404 = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
     b"<Message>The specified key does not exist.</Message></Error>"
@@ -92,12 +101,14 @@ class Simulator:
         slate_id: int | None = None,
         leagues: tuple[str, ...] = ("nba",),
         slates_file: str | Path | None = None,
+        college_games: int = 0,
     ) -> None:
         if speed <= 0:
             raise ConfigError(f"simulator speed {speed!r} must be > 0 (game seconds per second)")
         if not 1 <= games <= 99:
             raise ConfigError(f"simulator games {games!r} must be between 1 and 99")
         self.speed = float(speed)
+        self.college_games = college_games  # synthesized games per college day (ESPN's groups)
         self.clock = clock or time.time
         self.host = host
         self.port = port
@@ -269,13 +280,23 @@ class Simulator:
 
     # --- routing (socket-free, so it can be tested directly) --------------------------------
 
-    def handle(self, method: str, target: str, body: bytes = b"") -> Response:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         if path.startswith("/_sim/"):
             return self._control(method, path, body)
         if method != "GET":
             return _json(405, {"code": 405, "message": f"{method} not allowed"})
+        if path.startswith(NBA_LIVE_PREFIX):
+            referer = {k.lower(): v for k, v in (headers or {}).items()}.get("referer", "")
+            if not referer.startswith(NBA_REFERER):
+                return Response(403, NBA_REFUSED % path.encode(), "text/html")
         now = self.now()
         if path == NBA_SCOREBOARD:
             day = self.today()
@@ -311,6 +332,11 @@ class Simulator:
                 return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
             if alias == "nba":
                 return _json(200, render.espn_scoreboard(self._day_games(day), day))
+            if league.groups and self.college_games:
+                return _json(
+                    200,
+                    college.scoreboard(league.slug, league.sport, day, self.college_games, query),
+                )
             if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
                 return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
             return _json(200, render_espn.espn_scoreboard(alias, self._day_games(day, alias), day))
@@ -410,7 +436,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return
             if response is None:
                 try:
-                    response = sim.handle(method, self.path, body)
+                    response = sim.handle(method, self.path, body, dict(self.headers))
                 except Exception:  # a simulator bug must answer, not hang the client
                     log.exception("simulator failed on %s %s", method, self.path)
                     response = _json(500, {"code": 500, "message": "simulator bug"})

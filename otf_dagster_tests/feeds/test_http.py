@@ -15,6 +15,7 @@ from otf_dagster.exceptions import (
     UnknownGame,
 )
 from otf_dagster.feeds import FeedClient, make_provider
+from otf_dagster.feeds.leagues import default_leagues
 from otf_dagster.feeds.providers import PROVIDERS
 from otf_dagster.simulator import Simulator
 
@@ -22,7 +23,13 @@ SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
 
 
 def client(sim: Simulator, **kw) -> FeedClient:
-    options = {"timeout": (1.0, 1.0), "total_retries": 2, "backoff_factor": 0.0}
+    """A client as the NBA feed's: with its headers (the CDN refuses liveData without them)."""
+    options = {
+        "timeout": (1.0, 1.0),
+        "total_retries": 2,
+        "backoff_factor": 0.0,
+        "headers": default_leagues().headers_for("nba_cdn"),
+    }
     options.update(kw)
     return FeedClient(sim.base_url, **options)
 

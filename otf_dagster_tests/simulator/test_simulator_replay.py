@@ -134,7 +134,9 @@ def test_synthesized_game_is_labelled(sim: Simulator, clock: FakeClock) -> None:
     assert (box.home.tricode, box.away.tricode) == (game.home, game.away)
     assert box.status is GameStatus.LIVE and box.period == 1
     raw = requests.get(
-        f"{sim.base_url}/static/json/liveData/boxscore/boxscore_{game.nba_id}.json", timeout=5
+        f"{sim.base_url}/static/json/liveData/boxscore/boxscore_{game.nba_id}.json",
+        headers={"Referer": "https://www.nba.com/"},
+        timeout=5,
     ).json()
     assert raw["game"]["_simulator"]["synthesized"] is True
     assert "SYNTHESIZED" in raw["game"]["_simulator"]["note"]
