@@ -91,6 +91,10 @@ def _register() -> None:
     cli.add_command(simulate.simulate)
     cli.add_command(pools_cli.deployments)
     cli.add_command(pools_cli.pools)
+    from otf_dagster.cli import api as api_cli
+
+    cli.add_command(api_cli.api)
+    cli.add_command(api_cli.services_group)
 
 
 def main() -> None:
