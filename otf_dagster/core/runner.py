@@ -81,9 +81,11 @@ class Checkpoint:
     def load(cls, data: dict[str, Any] | None) -> Checkpoint:
         if not data:
             return cls()
+        version = int(data.get("version", 1))
+        # version 1 kept a box score's snapshot under "snapshot"
+        state = data.get("state") if version >= 2 else data.get("snapshot", data.get("state"))
         return cls(
-            # version 1 kept a box score's snapshot under "snapshot"
-            state=data.get("state", data.get("snapshot")),
+            state=state,
             next_seq=int(data.get("next_seq", 1)),
             polls=int(data.get("polls", 0)),
             consecutive_errors=int(data.get("consecutive_errors", 0)),
