@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from otf_dagster.core import task_types
 from otf_dagster.core.models import ClaimedTask
@@ -21,6 +24,32 @@ T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 NOW = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
 MEDIA = "NBA_GAME_MEDIA"  # a type that needs photo and caption services besides the runner
 PLAIN = "NBA_GAME_PLAIN"
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    what: str,
+    seconds: float = 120,
+    *,
+    alive: Callable[[], None] | None = None,
+    diagnostics: Callable[[], str] | None = None,
+    every: float = 0.5,
+) -> Any:
+    """Poll ``condition`` until it holds and return its value. The deadline only bounds a
+    hang (it decides nothing about timing); ``alive`` asserts the processes watched are still
+    up (a dead daemon fails at once, not at the deadline); ``diagnostics`` adds their logs to
+    the failure."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if alive is not None:
+            alive()
+        if time.monotonic() >= deadline:
+            extra = f"\n{diagnostics()}" if diagnostics is not None else ""
+            pytest.fail(f"timed out after {seconds:g}s waiting for {what}{extra}")
+        time.sleep(every)
 
 
 def load(relative: str) -> Any:

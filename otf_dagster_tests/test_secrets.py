@@ -17,7 +17,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.local import dagster_home, embedded
 from otf_dagster_tests.helpers import StaticFeed, load
+from otf_dagster_tests.helpers import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -158,15 +158,16 @@ class System:
 
 
 def wait_for(condition, what: str, system: System, seconds: float = 240):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
+    """``helpers.wait_for`` watching this system's daemon, its logs on failure."""
+
+    def alive() -> None:
         assert system.daemon is not None and system.daemon.poll() is None, "daemon died"
-        time.sleep(0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in sorted(system.tmp.glob("daemon-*.log")))
-    pytest.fail(f"timed out waiting for {what}; daemon logs:\n{logs}")
+
+    def logs() -> str:
+        tails = (p.read_text()[-3000:] for p in sorted(system.tmp.glob("daemon-*.log")))
+        return "daemon logs:\n" + "\n".join(tails)
+
+    return shared_wait_for(condition, what, seconds, alive=alive, diagnostics=logs)
 
 
 def finished(url: str, task_id: str) -> bool:

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator import Simulator
 from otf_dagster_tests.helpers import apply_test_types
+from otf_dagster_tests.helpers import wait_for as shared_wait_for
 from otf_dagster_tests.local.dev_session import free_port
 from otf_dagster_tests.wheel import CHECKOUT, installed_wheel  # noqa: F401 - a fixture
 
@@ -205,14 +205,16 @@ def located(url: str) -> bool:
 
 
 def wait_for(condition, timeout: float, what: str, containers: list[Container]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+    """``helpers.wait_for`` watching the containers, their logs on failure."""
+
+    def alive() -> None:
         for c in containers:
             assert c.running(), f"{c.name} died:\n{c.tail()}"
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {c.name}\n{c.tail()}" for c in containers)
-            pytest.fail(f"{what} not within {timeout}s\n{logs}")
-        time.sleep(1)
+
+    def logs() -> str:
+        return "\n".join(f"--- {c.name}\n{c.tail()}" for c in containers)
+
+    shared_wait_for(condition, what, timeout, alive=alive, diagnostics=logs, every=1.0)
 
 
 def test_the_containers_run_the_commands_this_test_runs():

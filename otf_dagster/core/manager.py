@@ -34,7 +34,6 @@ MAX_RUNTIME_MARGIN_SECONDS = 600
 QUIET_MARGIN_SECONDS = 5.0
 
 # Dagster run statuses, as strings so this module needs no Dagster import.
-WAITING = {"QUEUED", "NOT_STARTED", "MANAGED"}
 RUNNING = {"STARTING", "STARTED", "CANCELING"}
 FAILED = {"FAILURE", "CANCELED"}
 

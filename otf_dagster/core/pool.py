@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from otf_dagster.core import hosting
 from otf_dagster.core.models import TaskType
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
@@ -314,11 +315,10 @@ class RunnerPool:
         # The runner's own plan (when it finished its poll, plus the delay), not this loop's
         # pick-up time: polls do not drift later by the time a busy loop takes to see them.
         runner = hosted.runner
-        delay = step.delay
-        if runner.due is not None:
-            delay = (runner.due - runner.clock.now()).total_seconds()
-        left = runner.seconds_to_deadline()
-        self._schedule(hosted.task_id, hosted.attempt, max(0.0, min(delay, left)))
+        delay = hosting.next_poll_in(
+            step.delay, runner.due, runner.clock.now(), runner.seconds_to_deadline()
+        )
+        self._schedule(hosted.task_id, hosted.attempt, delay)
 
     def _interval(self, hosted: Hosted) -> float:
         ttype = hosted.runner.task_type

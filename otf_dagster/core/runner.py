@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from otf_dagster import handlers
-from otf_dagster.core import urls
+from otf_dagster.core import hosting, urls
 from otf_dagster.core.models import EventRecord, Task, TaskState, TaskType
 from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.exceptions import (
@@ -81,9 +81,11 @@ class Checkpoint:
     def load(cls, data: dict[str, Any] | None) -> Checkpoint:
         if not data:
             return cls()
+        version = int(data.get("version", 1))
+        # version 1 kept a box score's snapshot under "snapshot"
+        state = data.get("state") if version >= 2 else data.get("snapshot", data.get("state"))
         return cls(
-            # version 1 kept a box score's snapshot under "snapshot"
-            state=data.get("state", data.get("snapshot")),
+            state=state,
             next_seq=int(data.get("next_seq", 1)),
             polls=int(data.get("polls", 0)),
             consecutive_errors=int(data.get("consecutive_errors", 0)),
@@ -174,13 +176,7 @@ class TaskRunner:
     def _db(self, what: str, fn: Callable[[], Any]) -> Any:
         """Retry ``fn`` while the database is unavailable: the poll's results stay in memory
         until they are written, so a restarting server loses nothing."""
-        for attempt in range(self.db_retry_limit):
-            try:
-                return fn()
-            except DatabaseUnavailable as exc:
-                log.warning("%s: database unavailable (try %d): %s", what, attempt + 1, exc)
-                time.sleep(self.db_retry_seconds)  # wall-clock time: waiting for a server
-        return fn()
+        return hosting.retry_db(what, fn, seconds=self.db_retry_seconds, limit=self.db_retry_limit)
 
     # --- the one-task runner ---------------------------------------------------------------
 
@@ -226,8 +222,7 @@ class TaskRunner:
         """Sleep until the next poll, heartbeating often enough never to look stale; the
         deadline ends the runner even in the middle of a sleep."""
         remaining = seconds
-        ttype = self.task_type
-        beat = max(1.0, ttype.stale_after_seconds / 3) if ttype else 60.0
+        beat = hosting.heartbeat_every(self.task_type)
         while remaining > 0:
             left = self.seconds_to_deadline()
             if left <= 0:

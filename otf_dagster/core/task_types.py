@@ -175,10 +175,7 @@ def apply(store: TaskStore, types: list[TaskType]) -> list[tuple[str, bool]]:
 
 
 def _interval(spec: Mapping[str, Any], fld: str, label: str) -> float:
-    try:
-        value = _number(spec, fld, label)
-    except OverflowError:
-        value = math.inf
+    value = _number(spec, fld, label)  # an int too large for a float is refused there
     if not (value > 0 and math.isfinite(value) and value <= MAX_INTERVAL_SECONDS):
         raise InvalidTaskType(
             f"{label}: {fld} must be a number of seconds above 0 and at most "

@@ -1,48 +1,21 @@
 """The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
 
 import logging
-from datetime import timedelta
-from typing import Any
 
 import dagster as dg
 
 from otf_dagster.core.manager import TAG_ATTEMPT, TAG_RETRY
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
-from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store import TaskStore
-from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.partitions import task_partitions
+from otf_dagster.defs.reporting import TASK_ASSET, end_event, poll_observation
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
-from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
-from otf_dagster.handlers import Markdown
-from otf_dagster.views.tables import score_timeline_markdown, timeline_markdown
 
 log = logging.getLogger(__name__)
 
-GAME_BOXSCORE = dg.AssetKey("game_boxscore")
-SCORE_BUCKET = timedelta(minutes=1)
-
-
-def display_metadata(display: dict[str, Any]) -> dict[str, Any]:
-    """A handler's display values as Dagster metadata (markdown where the handler says so)."""
-    return {
-        name: dg.MetadataValue.md(str(value)) if isinstance(value, Markdown) else value
-        for name, value in display.items()
-        if value is not None
-    }
-
-
-def _poll_metadata(report: PollReport) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"poll": report.poll, **display_metadata(report.display)}
-    if report.error:
-        metadata["error"] = report.error
-    else:
-        metadata["new_events"] = len(report.events)
-        metadata["event_kinds"] = ", ".join(sorted({e.kind for e in report.events}))
-    return metadata
+GAME_BOXSCORE = TASK_ASSET
 
 
 @dg.asset(
@@ -87,11 +60,7 @@ def _run_task(
             attempt = int(attempt_tag)
 
         def on_poll(report: PollReport) -> None:
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=GAME_BOXSCORE, partition=task_id, metadata=_poll_metadata(report)
-                )
-            )
+            context.log_event(poll_observation(task_id, report))
             if report.error:
                 context.log.warning("poll %d: %s", report.poll, report.error)
 
@@ -111,29 +80,18 @@ def _run_task(
         except Exception as exc:  # a bug: record the real error as the task's reason first
             _record_crash(store, task_id, attempt, exc)
             raise
-        entries = timeline(store, task_id)
-        scores = score_timeline(store, task_id, SCORE_BUCKET)
+        end = end_event(store, task_id, outcome)
 
     if outcome.state is None:
         raise dg.Failure(
             f"runner for {task_id} attempt {attempt} was fenced out: {outcome.reason}",
             allow_retries=False,
         )
-    if outcome.state == TaskState.FAILED:
+    assert end is not None
+    if isinstance(end, dg.AssetObservation):  # FAILED: the reason on the partition, then fail
+        context.log_event(end)
         raise dg.Failure(f"task {task_id} FAILED: {outcome.reason}", allow_retries=False)
-    metadata = {
-        "task_id": task_id,
-        "attempt": attempt,
-        "state": str(outcome.state),
-        "polls": outcome.polls,
-        "events_written": outcome.events,
-        **display_metadata(outcome.display),
-        "timeline": dg.MetadataValue.md(timeline_markdown(entries)),
-        "score_timeline": dg.MetadataValue.md(score_timeline_markdown(scores)),
-        "follow_ups": ", ".join(outcome.follow_ups),
-        **score_chart_metadata(entries),
-    }
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=dict(end.metadata))
 
 
 def _hand_launch(context: dg.AssetExecutionContext, store: TaskStore, task_id: str) -> int | None:

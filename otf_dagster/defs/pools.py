@@ -1,9 +1,9 @@
 """The runner pool as a Dagster job: one run hosting many tasks (``core/pool.py``).
 
-Each hosted task keeps its partition of ``game_boxscore``: the pool logs an observation on
-the task's partition when a poll found something (at most one per task every
-``observe_every_seconds``), and a materialization when the task finishes, so the partition
-view still shows which games are live and finished and each game's score. The pool run's own
+Each hosted task keeps its partition, reported by ``defs/reporting.py`` exactly as the runner
+job reports it: an observation when a poll found something (at most one per task every
+``observe_every_seconds``), the same materialization when the task finishes and the same
+failure observation, so a task's partition page does not depend on the mode. The pool run's own
 page logs its tasks as they come and go, and ends with a table of them.
 """
 
@@ -19,12 +19,9 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.pool import RunnerPool
 from otf_dagster.core.runner import PollReport, RunOutcome
 from otf_dagster.core.store import TaskStore
-from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.deployment import deployment_of
-from otf_dagster.defs.game_boxscore import GAME_BOXSCORE, display_metadata
+from otf_dagster.defs.reporting import end_event, poll_observation
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
-from otf_dagster.defs.ui import score_chart_metadata
-from otf_dagster.views.tables import timeline_markdown
 
 RUNNER_POOL_JOB = "runner_pool"
 
@@ -73,16 +70,7 @@ class _Reporter:
                 if now - self.last_seen.get(task_id, float("-inf")) < self.every:
                     continue
                 self.last_seen[task_id] = now
-                metadata: dict[str, Any] = {"poll": report.poll, **display_metadata(report.display)}
-                if report.error:
-                    metadata["error"] = report.error
-                else:
-                    metadata["new_events"] = len(report.events)
-                self.context.log_event(
-                    dg.AssetObservation(
-                        asset_key=GAME_BOXSCORE, partition=task_id, metadata=metadata
-                    )
-                )
+                self.context.log_event(poll_observation(task_id, report))
             while self.ends:
                 task_id, outcome = self.ends.popleft()
                 self._end(task_id, outcome)
@@ -96,32 +84,14 @@ class _Reporter:
                 )
 
     def _end(self, task_id: str, outcome: RunOutcome) -> None:
-        if outcome.state is None:
+        event = end_event(self.store, task_id, outcome, pool=self.pool_id)
+        if event is None:
             self.context.log.info("task %s left the pool: %s", task_id, outcome.reason)
             return
         self.ended[task_id] = str(outcome.state)
-        metadata: dict[str, Any] = {
-            "task_id": task_id,
-            "attempt": outcome.attempt,
-            "state": str(outcome.state),
-            "polls": outcome.polls,
-            "events_written": outcome.events,
-            "pool": self.pool_id,
-            **display_metadata(outcome.display),
-        }
         if outcome.state == TaskState.FAILED:
-            metadata["reason"] = outcome.reason or ""
             self.context.log.warning("task %s FAILED: %s", task_id, outcome.reason)
-            self.context.log_event(
-                dg.AssetObservation(asset_key=GAME_BOXSCORE, partition=task_id, metadata=metadata)
-            )
-            return
-        entries = timeline(self.store, task_id)
-        metadata["timeline"] = dg.MetadataValue.md(timeline_markdown(entries))
-        metadata.update(score_chart_metadata(entries))
-        self.context.log_event(
-            dg.AssetMaterialization(asset_key=GAME_BOXSCORE, partition=task_id, metadata=metadata)
-        )
+        self.context.log_event(event)
 
 
 def _count(states: dict[str, str]) -> dict[str, int]:

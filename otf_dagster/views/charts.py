@@ -58,7 +58,7 @@ def score_chart_png(rows: Iterable[Mapping[str, Any]], tz: tzinfo = UTC, title: 
     for t, kind, p in events:
         if kind == "period_started":
             ax.axvline(t, color="0.8", linewidth=1, zorder=0)
-            ax.annotate(period_label(p.get("period")), (t, 0), xytext=(3, 3),
+            ax.annotate(period_label(p.get("period"), p.get("league")), (t, 0), xytext=(3, 3),
                         textcoords="offset points", color="0.45", fontsize=8)  # fmt: skip
     last = scores[-1][1]
     final = f"{away} {last.get('away_score')} - {home} {last.get('home_score')}"

@@ -8,18 +8,53 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from tabulate import tabulate
 
 from otf_dagster.feeds import BoxScore
+from otf_dagster.feeds.leagues import default_leagues
+from otf_dagster.feeds.models import GameFormat
 
 
-def period_label(period: int | None) -> str:
-    """``Q1``..``Q4``, then ``OT1``...; empty before tip-off."""
+def period_label(period: int | None, league: str | None = None) -> str:
+    """The period in the sport's own words: ``Q3``/``OT1`` (basketball, football), ``P2``
+    (hockey), ``2nd half``/``extra time 1`` (soccer), ``7th inning`` (baseball). The league
+    (every derived event carries it) picks the sport's rules from the leagues file; without
+    one it reads as quarters. Empty before the game starts."""
     if not period:
         return ""
-    return f"Q{period}" if period <= 4 else f"OT{period - 4}"
+    fmt = _format_of(league)
+    if fmt.extra == "extra_innings":
+        return f"{_ordinal(period)} inning"
+    label = fmt.label(period)
+    if fmt.name == "half" and period <= fmt.regulation:
+        return f"{_ordinal(period)} half"
+    words = {"ET1": "extra time 1", "ET2": "extra time 2", "PEN": "penalties"}
+    return words.get(label, label) if fmt.extra == "extra_time" else label
+
+
+def half_inning_label(half: Any, inning: Any) -> str:
+    """``Top 7th`` / ``Bottom 9th``; the inning alone when the half is unknown."""
+    if not isinstance(inning, int) or inning < 1:
+        return ""
+    if half in ("top", "bottom"):
+        return f"{str(half).capitalize()} {_ordinal(inning)}"
+    return f"{_ordinal(inning)} inning"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@lru_cache(maxsize=64)
+def _format_of(league: str | None) -> GameFormat:
+    found = default_leagues().find(league) if league else None
+    if found is None:
+        return GameFormat()  # quarters then overtime: the NBA CDN's games carry no league
+    return GameFormat(found.periods, found.period_name, found.extra, found.clock)
 
 
 def clock_label(seconds: float | None) -> str:
@@ -30,8 +65,10 @@ def clock_label(seconds: float | None) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _when(period: Any, clock: Any) -> str:
-    text = " ".join(p for p in (period_label(period), clock_label(clock)) if p)
+def _when(period: Any, clock: Any, league: str | None = None) -> str:
+    fmt = _format_of(league)
+    shown = None if fmt.clock in ("innings", "minutes") else clock  # no countdown to show
+    text = " ".join(p for p in (period_label(period, league), clock_label(shown)) if p)
     return f" ({text})" if text else ""
 
 
@@ -59,13 +96,14 @@ def _event_summary(kind: str, payload: Mapping[str, Any] | None, teams: _Teams) 
     """One event in words: ``BOS +3: ORL 10 - BOS 12 (Q2 5:32)``."""
     p = payload or {}
     teams.learn(p)
+    league = p.get("league") if isinstance(p.get("league"), str) else None
     if kind == "game_started":
         return f"tip-off: {teams.away} @ {teams.home}"
     if kind == "period_started":
-        return f"{period_label(p.get('period'))} starts"
+        return f"{period_label(p.get('period'), league)} starts"
     if kind == "score_changed":
         return f"{p.get('team')} +{p.get('points')}: {teams.score(p)}" + _when(
-            p.get("period"), p.get("clock_seconds")
+            p.get("period"), p.get("clock_seconds"), league
         )
     if kind == "lead_changed":
         leader = p.get("leader")
@@ -73,8 +111,15 @@ def _event_summary(kind: str, payload: Mapping[str, Any] | None, teams: _Teams) 
         return f"lead: {who}, {teams.score(p)}"
     if kind == "period_ended":
         return (
-            f"end of {period_label(p.get('period'))}: {teams.away} {p.get('away_points')}, "
+            f"end of {period_label(p.get('period'), league)}: {teams.away} {p.get('away_points')}, "
             f"{teams.home} {p.get('home_points')} in the period"
+        )
+    if kind == "half_inning_started":
+        return f"{half_inning_label(p.get('half'), p.get('inning'))}: {p.get('batting')} batting"
+    if kind == "half_inning_ended":
+        return (
+            f"end of {half_inning_label(p.get('half'), p.get('inning'))}: "
+            f"{p.get('batting')} {p.get('runs')} run(s)"
         )
     if kind == "game_final":
         return f"final: {teams.score(p)}"

@@ -14,7 +14,7 @@ from otf_dagster.core import manager, task_types
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.pool import RunnerPool
 from otf_dagster.core.store import TaskStore
-from otf_dagster_tests.helpers import ScriptedFeed
+from otf_dagster_tests.helpers import ScriptedFeed, wait_for
 
 DEP = manager.Deployment("dep-test-a", "test A")
 STEPS = 6
@@ -192,20 +192,25 @@ def test_a_task_fenced_away_from_its_pool_is_dropped_and_the_pool_writes_nothing
     with ScriptedFeed() as feed:
         task_types.apply(store, [ping_type(feed.base_url)])
         script(feed, "f", steps=10_000)
-        schedule(store, ["f"])
+        script(feed, "g", steps=10_000)  # its polls measure the pool's time, not a clock
+        schedule(store, ["f", "g"])
         report = tick(store, capacity=10)
         [pool_id] = report.assigned
         with PoolThread(db_url, pool_id, 10, idle_grace_seconds=60) as pool:
-            deadline = time.monotonic() + 30
-            while len(store.task_events("ping:f")) < 5:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_for(lambda: len(store.task_events("ping:f")) >= 5, "f's polls", 30, every=0.02)
             store.relaunch("ping:f", 1, "test: taken over elsewhere")  # attempt 2, no pool
-            time.sleep(1.0)  # a few polls and refreshes
             count = len(store.task_events("ping:f"))
-            time.sleep(1.0)
+            wait_for(lambda: "ping:f" not in pool.pool._hosted, "f dropped", 30, every=0.02)
+            asked = feed.paths().count("/p/f.json")
+            polled = feed.paths().count("/p/g.json")
+            wait_for(
+                lambda: feed.paths().count("/p/g.json") >= polled + 20,
+                "20 more polls of the pool's other task",
+                60,
+                every=0.02,
+            )
+            assert feed.paths().count("/p/f.json") <= asked + 1, "the pool kept polling f"
             assert len(store.task_events("ping:f")) == count, "the fenced-out pool kept writing"
-            assert "ping:f" not in pool.pool._hosted
             assert {e["task_runner_id"] for e in store.task_events("ping:f")} == {f"run-{pool_id}"}
 
 

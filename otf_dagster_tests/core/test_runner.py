@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from otf_dagster.core.models import TaskState
-from otf_dagster.core.runner import TaskRunner
+from otf_dagster.core.runner import Checkpoint, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
@@ -246,3 +246,13 @@ def test_every_poll_leaves_a_poll_record_in_its_transaction(store, sim_clock):
     assert sum(r["events"] for r in records) == len(store.task_events(task.task_id))
     assert [r["error"] for r in records if r["error"]] == errors and errors
     assert {r["task_runner_id"] for r in records} == {"run-1"}
+
+
+def test_a_checkpoint_is_read_by_its_version():
+    """Version 1 kept the handler's state under "snapshot"; version 2 under "state" (a
+    version 2 checkpoint's stray "snapshot" key is not its state)."""
+    v1 = Checkpoint.load({"snapshot": {"p": 1}, "next_seq": 4, "polls": 3})
+    assert (v1.state, v1.next_seq, v1.polls) == ({"p": 1}, 4, 3)
+    v2 = Checkpoint.load({"version": 2, "snapshot": {"old": 1}, "next_seq": 2})
+    assert v2.state is None and v2.next_seq == 2
+    assert Checkpoint.load(Checkpoint(state=[1], next_seq=9).dump()).state == [1]

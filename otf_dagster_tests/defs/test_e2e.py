@@ -23,7 +23,7 @@ from otf_dagster import config
 from otf_dagster.core.models import TaskState
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator.server import Simulator
-from otf_dagster_tests.helpers import apply_test_types
+from otf_dagster_tests.helpers import apply_test_types, wait_for
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -101,18 +101,6 @@ class PausableClock:
     def resume(self) -> None:
         self.lost += time.time() - self.paused_at
         self.paused_at = None
-
-
-def wait_for(condition, what: str, seconds: float = 120):
-    """Poll ``condition`` until it holds (its value is returned); the deadline only bounds a
-    hang, it decides nothing about timing."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

@@ -23,6 +23,7 @@ from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator.server import Simulator
+from otf_dagster_tests.helpers import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -105,13 +106,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wait_for(condition, seconds: float, what: str, logs: list[Path]) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    pytest.fail(f"timed out waiting for {what}\n{tails}")
+    """``helpers.wait_for`` with these deployments' log tails on failure."""
+
+    def tails() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+
+    shared_wait_for(condition, what, seconds, diagnostics=tails)
 
 
 def check_streams(store: TaskStore) -> None:
