@@ -5,6 +5,8 @@
 #   make test-timescale - the same suite on TimescaleDB: the build in $(OTF_TIMESCALEDB)
 #                (default ../shared/timescaledb beside the checkout) installed into the
 #                venv's PostgreSQL and preloaded in a test server folder of its own
+#   make schema - write sql/schema.sql (and sql/schema.timescaledb.sql when the TimescaleDB
+#                build is there): the schema as the migrations leave it; run after a migration
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 OTF_TIMESCALEDB ?= ../shared/timescaledb
 TIMESCALEDB_DIR := $(abspath $(OTF_TIMESCALEDB))
 
-.PHONY: install dev test test-timescale mutmut bench lint stop clean
+.PHONY: install dev test test-timescale schema mutmut bench lint stop clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +39,17 @@ test-timescale: install
 	@test -x "$(TIMESCALEDB_DIR)/install.sh" || { echo "make test-timescale: no TimescaleDB build at $(TIMESCALEDB_DIR) (no install.sh there); set OTF_TIMESCALEDB to the build folder" >&2; exit 1; }
 	@status=0; OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m otf_dagster_tests.stop_server; exit $$status
+
+# The schema as the migrations leave it, dumped from a fresh database on the test servers
+# (otf_dagster_tests/schema_dump.py); test_schema_file.py fails until this has been run.
+schema: install
+	@status=0; OTF_TEST_TIMESCALEDB= $(BIN)/python -m otf_dagster_tests.schema_dump || status=$$?; \
+	OTF_TEST_TIMESCALEDB= $(BIN)/python -m otf_dagster_tests.stop_server; \
+	if [ -x "$(TIMESCALEDB_DIR)/install.sh" ]; then \
+	  OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m otf_dagster_tests.schema_dump || status=$$?; \
+	  OTF_TEST_TIMESCALEDB="$(TIMESCALEDB_DIR)" $(BIN)/python -m otf_dagster_tests.stop_server; \
+	else echo "make schema: no TimescaleDB build at $(TIMESCALEDB_DIR); sql/schema.timescaledb.sql not checked (set OTF_TIMESCALEDB)" >&2; fi; \
+	exit $$status
 
 # Mutation testing: mutmut over the Task Manager and the fenced transitions (pyproject's
 # [tool.mutmut]; `mutmut results` lists survivors), then the claim/transition SQL mutants

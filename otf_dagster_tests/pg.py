@@ -63,15 +63,22 @@ def pgdata_folder() -> Path:
     return Path(config.state_dir()) / name
 
 
-def start_test_server() -> TestServer:
-    """OTF_TEST_ADMIN_URL names an existing server's admin database; otherwise the embedded
-    server starts in .otf/test-pgdata[-timescale] (separate from `make dev`'s)."""
+def start_server() -> TestServer:
+    """The server alone (no template): OTF_TEST_ADMIN_URL names an existing server's admin
+    database; otherwise the embedded server starts in .otf/test-pgdata[-timescale] (separate
+    from `make dev`'s)."""
     admin = os.environ.get("OTF_TEST_ADMIN_URL")
     owned = None
     if not admin:
         owned = embedded.start(pgdata_folder(), timescaledb=timescaledb_build())
         admin = owned.admin_url
-    server = TestServer(admin_url=admin, owned=owned)
+    return TestServer(admin_url=admin, owned=owned)
+
+
+def start_test_server() -> TestServer:
+    """The server (``start_server``) with the migrated template the tests clone."""
+    server = start_server()
+    admin = server.admin_url
     _drop_template(admin)
     url = server.create_database(TEMPLATE, template=None)
     migrations.migrate(url)
