@@ -17,6 +17,8 @@ from otf_dagster.core.manager import Settings
 from otf_dagster.core.models import RUNNER_MODES
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
+from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
+from otf_dagster.defs.history import build_history_schedule, history_prune_job
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_schedule_partitions
 from otf_dagster.defs.pools import runner_pool_job
@@ -75,6 +77,9 @@ def build_definitions(
     pool_size: int = 500,
     lease_seconds: float = 120.0,
     pool_stale_seconds: float = 60.0,
+    history_days: int = 30,
+    events_retention_days: int | None = None,
+    history_cron: str = HISTORY_CRON,
     task_store: TaskStoreResource | None = None,
     feeds: FeedResource | None = None,
 ) -> dg.Definitions:
@@ -95,8 +100,16 @@ def build_definitions(
     schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
         assets=[build_game_schedule(grid), game_boxscore, task_stats],
-        jobs=[task_runner_job, runner_pool_job, schedule_job],
-        schedules=[build_daily_schedule(schedule_job, timezone, leagues, cron)],
+        jobs=[task_runner_job, runner_pool_job, schedule_job, history_prune_job],
+        schedules=[
+            build_daily_schedule(schedule_job, timezone, leagues, cron),
+            build_history_schedule(
+                timezone,
+                history_cron,
+                older_than_days=history_days,
+                events_older_than_days=events_retention_days,
+            ),
+        ],
         sensors=[
             build_task_manager(sensor_interval_seconds, settings),
             build_failure_sensor(settings),
@@ -133,4 +146,7 @@ def defs() -> dg.Definitions:
         pool_size=_int("OTF_POOL_SIZE", 500),
         lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
         pool_stale_seconds=float(_int("OTF_POOL_STALE_SECONDS", 60)),
+        history_days=_int("OTF_HISTORY_DAYS", 30),
+        events_retention_days=_int("OTF_EVENTS_RETENTION_DAYS", 0) or None,
+        history_cron=os.environ.get("OTF_HISTORY_CRON", HISTORY_CRON),
     )

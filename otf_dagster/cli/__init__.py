@@ -95,6 +95,9 @@ def _register() -> None:
 
     cli.add_command(api_cli.api)
     cli.add_command(api_cli.services_group)
+    from otf_dagster.cli import history as history_cli
+
+    cli.add_command(history_cli.history)
 
 
 def main() -> None:
