@@ -249,7 +249,8 @@ def _finish(store: TaskStore, report: PruneReport, *, error: str | None) -> None
             query("history_prune_finish"),
             {
                 "prune_id": report.prune_id,
-                "removed": Jsonb(report.removed()),
+                # a failed prune: what its committed batches wrote, not what the failed one counted
+                "removed": None if error else Jsonb(report.removed()),
                 "held_back_by": report.held_back_by,
                 "error": error,
             },
@@ -483,9 +484,6 @@ def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, r
         "count old events", "history_events_counts", {"cutoff": cutoff, "forced": forced}
     )[0]
     report.events_held = counts["held"]
-    if settings.dry_run:
-        report.events = counts["removable"]
-        return
     if "task_events" in hypertables(store):
         for chunk in _chunks_before(store, "task_events", cutoff):
 
@@ -500,7 +498,8 @@ def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, r
                 held = guard["held_at"]
                 if top["top"] is not None and held is not None and top["top"] > held:
                     return False  # a reader has not passed this chunk: batches below
-                _drop_chunk(c, "task_events", chunk)
+                if not settings.dry_run:
+                    _drop_chunk(c, "task_events", chunk)
                 report.events += top["n"]
                 report.event_chunks += 1
                 _progress(c, report)
@@ -508,6 +507,9 @@ def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, r
 
             if not store.run("drop an old chunk of task_events", drop):
                 break
+    if settings.dry_run:
+        report.events = counts["removable"]
+        return
 
     def batch(c: psycopg.Connection) -> int:
         n = c.execute(

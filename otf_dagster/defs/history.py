@@ -6,8 +6,7 @@ at a time by their tags. ``otf history prune`` uses the same adapter over ``DAGS
 instance.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the op's config annotation as a type.
 from collections.abc import Sequence
 
 import dagster as dg

@@ -258,7 +258,12 @@ def make_provider(
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
     if name == "nba_cdn":
-        merged: dict[str, str | None] = {**registry.headers_for(name, the_league), **(headers or {})}
-        return NbaCdnProvider(client, the_league, {k: v for k, v in merged.items() if v is not None})
+        merged: dict[str, str | None] = {
+            **registry.headers_for(name, the_league),
+            **(headers or {}),
+        }
+        return NbaCdnProvider(
+            client, the_league, {k: v for k, v in merged.items() if v is not None}
+        )
     extra = {k: v for k, v in (headers or {}).items() if v is not None}
     return EspnProvider(client, the_league, extra, registry)

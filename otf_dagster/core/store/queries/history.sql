@@ -145,8 +145,9 @@ SET removed = %(removed)s, held_back_by = %(held_back_by)s, updated_at = now()
 WHERE prune_id = %(prune_id)s;
 
 -- name: history_prune_finish
+-- A prune that failed keeps the counts its committed batches wrote (removed NULL).
 UPDATE history_prunes
-SET removed = %(removed)s, held_back_by = %(held_back_by)s, error = %(error)s,
+SET removed = coalesce(%(removed)s, removed), held_back_by = %(held_back_by)s, error = %(error)s,
     updated_at = now(), finished_at = now()
 WHERE prune_id = %(prune_id)s;
 
