@@ -95,6 +95,10 @@ def _register() -> None:
 
     cli.add_command(api_cli.api)
     cli.add_command(api_cli.services_group)
+    from otf_dagster.cli import endpoints as endpoints_cli
+
+    cli.add_command(endpoints_cli.endpoints)
+    cli.add_command(endpoints_cli.relay)
 
 
 def main() -> None:

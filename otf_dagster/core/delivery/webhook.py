@@ -15,6 +15,7 @@ endpoint allows them. ``send`` never raises: every fault is an ``Outcome`` with 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
@@ -196,10 +197,8 @@ class WebhookSink:
         if 200 <= status < 300:
             length = response.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) <= KEEP_BODY_BYTES:
-                try:  # read a small body so the connection can be reused
+                with contextlib.suppress(Exception):  # a small body: keep the connection
                     response.raw.read(KEEP_BODY_BYTES, decode_content=False)
-                except Exception:
-                    pass
             return Outcome(accepted=count, status=status)
         start = _response_start(response)
         retry_after = None
