@@ -139,7 +139,8 @@ def make_sink(
     env: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Sink:
-    """The endpoint's sink; ConfigError (one line) when its secret or server is missing."""
+    """The endpoint's sink; ConfigError (one line) when its secret or server is missing. The
+    signature's timestamp is wall-clock time (receivers check it), whatever ``clock`` says."""
     env = os.environ if env is None else env
     if endpoint["sink"] == "webhook":
         secrets = [validate_secret(v, env.get(v)) for v in endpoint["secret_envs"]]
@@ -150,7 +151,6 @@ def make_sink(
             timeout=settings.timeout,
             retry_after_cap=settings.retry_after_cap,
             allow_link_local=endpoint["allow_link_local"],
-            clock=clock,
         )
     url = endpoint["url"] or settings.nats_url
     if not url:
