@@ -20,6 +20,7 @@ from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_schedule_partitions
 from otf_dagster.defs.pools import runner_pool_job
+from otf_dagster.defs.relay import delivery_endpoints_asset, relay_job
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.defs.schedules import DEFAULT_CRON, build_daily_schedule
 from otf_dagster.defs.sensors import (
@@ -94,8 +95,8 @@ def build_definitions(
     grid = game_schedule_partitions(leagues, timezone)
     schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
-        assets=[build_game_schedule(grid), game_boxscore, task_stats],
-        jobs=[task_runner_job, runner_pool_job, schedule_job],
+        assets=[build_game_schedule(grid), game_boxscore, task_stats, delivery_endpoints_asset],
+        jobs=[task_runner_job, runner_pool_job, schedule_job, relay_job],
         schedules=[build_daily_schedule(schedule_job, timezone, leagues, cron)],
         sensors=[
             build_task_manager(sensor_interval_seconds, settings),

@@ -505,7 +505,11 @@ class Relay:
         clock: Callable[[], float] = time.time,
         env: Mapping[str, str] | None = None,
         pool_size: int = 4,
+        deployment_id: str | None = None,
+        run_id: str | None = None,
     ) -> None:
+        self.deployment_id = deployment_id
+        self.run_id = run_id
         self.url = url
         self.settings = settings or RelaySettings.from_env()
         self.holder = holder or relay_id()
@@ -546,6 +550,14 @@ class Relay:
                 self.workers[endpoint["endpoint_id"]] = worker
                 worker.start()
         self._route_reports(held)
+        dstore.relay_heartbeat(
+            self.store,
+            self.holder,
+            deployment_id=self.deployment_id,
+            run_id=self.run_id,
+            endpoints=len(held),
+            delivered=self.sent,
+        )
         return held
 
     def wake_all(self) -> None:
@@ -622,6 +634,7 @@ class Relay:
         self.workers.clear()
         with contextlib.suppress(OtfError):
             dstore.release_endpoints(self.store, self.holder)
+            dstore.relay_gone(self.store, self.holder)
         if self._reports is not None:
             with contextlib.suppress(Exception):
                 self._reports.stop()

@@ -288,3 +288,38 @@ def commit_cycle(store: TaskStore, w: CycleWrite) -> dict[str, Any]:
         ).fetchone()
 
     return store.run(f"record delivery to endpoint {w.endpoint_id}", work)
+
+
+def relay_heartbeat(
+    store: TaskStore,
+    holder: str,
+    *,
+    deployment_id: str | None,
+    run_id: str | None,
+    endpoints: int,
+    delivered: int,
+) -> None:
+    store.run(
+        "renew the relay's heartbeat",
+        lambda c: c.execute(
+            query("delivery_relay_heartbeat"),
+            {"holder": holder, "deployment_id": deployment_id, "run_id": run_id,
+             "endpoints": endpoints, "delivered": delivered},
+        ),
+    )  # fmt: skip
+
+
+def relay_gone(store: TaskStore, holder: str) -> None:
+    store.run(
+        "end the relay's heartbeat",
+        lambda c: c.execute(query("delivery_relay_gone"), {"holder": holder}),
+    )
+
+
+def relay_age(store: TaskStore, run_id: str) -> float | None:
+    rows = store.fetch_all("read a relay's heartbeat", "delivery_relay_age", {"run_id": run_id})
+    return rows[0]["age"] if rows else None
+
+
+def active_endpoints(store: TaskStore) -> int:
+    return store.fetch_all("count active endpoints", "delivery_active_count")[0]["n"]

@@ -180,3 +180,20 @@ SET position = greatest(position, %(position)s),
     updated_at = now()
 WHERE endpoint_id = %(endpoint_id)s AND lease_holder = %(holder)s
 RETURNING *;
+
+-- name: delivery_relay_heartbeat
+INSERT INTO delivery_relays (holder, deployment_id, run_id, endpoints, delivered)
+VALUES (%(holder)s, %(deployment_id)s, %(run_id)s, %(endpoints)s, %(delivered)s)
+ON CONFLICT (holder) DO UPDATE
+SET heartbeat_at = now(), endpoints = EXCLUDED.endpoints, delivered = EXCLUDED.delivered;
+
+-- name: delivery_relay_gone
+DELETE FROM delivery_relays WHERE holder = %(holder)s OR heartbeat_at < now() - interval '1 day';
+
+-- name: delivery_relay_age
+-- Seconds since the relay of a run last renewed (NULL: it never did).
+SELECT extract(epoch FROM now() - heartbeat_at)::float8 AS age FROM delivery_relays
+WHERE run_id = %(run_id)s ORDER BY heartbeat_at DESC LIMIT 1;
+
+-- name: delivery_active_count
+SELECT count(*) AS n FROM delivery_endpoints WHERE state = 'active';
