@@ -95,6 +95,9 @@ def _register() -> None:
 
     cli.add_command(api_cli.api)
     cli.add_command(api_cli.services_group)
+    from otf_dagster.cli import receiver as receiver_cli
+
+    cli.add_command(receiver_cli.receiver)
 
 
 def main() -> None:
