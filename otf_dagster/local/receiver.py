@@ -23,14 +23,16 @@ any free port), like ``otf api``; :func:`start` runs it on a thread of the calli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -167,7 +169,7 @@ class _Reporter:
 
 def create_app(config: ReceiverConfig, say: Callable[[str], None] | None = None) -> Starlette:
     """The receiver's ASGI app: POST / takes webhooks, GET / says it is up."""
-    say = say or log.info
+    say = log.info if say is None else say
     hook = Webhook(config.secret)
     reporter = _Reporter(config)
 
@@ -284,10 +286,27 @@ def serve_forever(config: ReceiverConfig, *, port: int, say: Callable[[str], Non
     sock = bind("127.0.0.1", port)
     say(f"otf receiver listening on http://127.0.0.1:{sock.getsockname()[1]}/ "
         f"(reports as {config.owner} to {config.api_url})")  # fmt: skip
-    server = uvicorn.Server(
+
+    class Foreground(uvicorn.Server):
+        """Stops on SIGTERM or Ctrl-C and returns (uvicorn itself re-raises the signal once
+        shut down, so the process would end killed by it instead of with status 0)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            before = {
+                s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield
+            finally:
+                for s, handler in before.items():
+                    signal.signal(s, handler)
+
+    server = Foreground(
         uvicorn.Config(create_app(config, say), log_level="warning", access_log=False)
     )
     server.run(sockets=[sock])
+    say("otf receiver stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
