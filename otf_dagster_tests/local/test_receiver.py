@@ -108,6 +108,12 @@ def test_a_final_event_reports_finished_for_the_owner(receiver, api, db_url, sto
     # At least once: the same event again is a repeat, still 200.
     again = post(rx.url, secret, event(task_id, 3, "game_final"))
     assert again.status_code == 200 and again.json()["reported"] == 1
+    # A report refused for good (no such task) is logged and answered 200: sending it again
+    # would change nothing.
+    gone = post(rx.url, secret, event("nba_game_media:nosuch", 1, "game_final"))
+    assert gone.status_code == 200 and gone.json() == {"received": 1, "reported": 0}
+    assert any(line.startswith("report FINISHED for nba_game_media:nosuch refused (404)")
+               for line in lines)  # fmt: skip
 
 
 def test_a_request_that_does_not_verify_gets_401_and_writes_nothing(receiver, db_url, store,
