@@ -100,6 +100,10 @@ def _register() -> None:
     cli.add_command(endpoints_cli.endpoints)
     cli.add_command(endpoints_cli.relay)
 
+    from otf_dagster.cli import receiver as receiver_cli
+
+    cli.add_command(receiver_cli.receiver)
+
 
 def main() -> None:
     _register()
