@@ -231,7 +231,10 @@ class TaskRunner:
             self.clock.sleep(step)
             remaining -= step
             if remaining > 0 and self.seconds_to_deadline() > 0:
-                self._db("heartbeat", lambda: self.store.heartbeat(self.task_id, self.attempt))
+                self._db(
+                    "heartbeat",
+                    lambda: self.store.heartbeat(self.task_id, self.attempt, self.run_id),
+                )
         return None
 
     # --- one poll --------------------------------------------------------------------------

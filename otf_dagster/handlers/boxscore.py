@@ -33,8 +33,7 @@ from otf_dagster.handlers.base import (
     PollResult,
     param_number,
 )
-from otf_dagster.handlers.http_json import _check_header as check_header
-from otf_dagster.handlers.http_json import _headers as expand_headers
+from otf_dagster.handlers.headers import check_header, expand_headers
 from otf_dagster.views.tables import score_table
 
 ENDED = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)

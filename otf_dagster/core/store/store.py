@@ -312,10 +312,14 @@ class TaskStore:
             lambda c: transitions.fenced(c, "set_run_id", task_id, attempt, {"run_id": run_id}),
         )
 
-    def heartbeat(self, task_id: str, attempt: int) -> None:
+    def heartbeat(self, task_id: str, attempt: int, run_id: str | None = None) -> None:
+        """Fenced by (STARTED, attempt) and, given ``run_id``, by the runner: a runner of the
+        same attempt started since then owns the task (StaleTransition)."""
         self.run(
             f"heartbeat {task_id!r}",
-            lambda c: transitions.fenced(c, "heartbeat", task_id, attempt, {}),
+            lambda c: transitions.fenced(
+                c, "heartbeat", task_id, attempt, {"run_id": run_id}, run_id=run_id
+            ),
         )
 
     # --- the runner's writes ---------------------------------------------------------------
@@ -339,7 +343,9 @@ class TaskStore:
         tasks, and (with ``finish``) the runner's end and the task's derived overall state,
         which is returned.
 
-        Fenced by (STARTED, attempt): a stale runner writes nothing and gets StaleTransition.
+        Fenced by (STARTED, attempt, runner): a stale runner (an earlier attempt's, or one of
+        the same attempt whose run id is no longer the task's) writes nothing and gets
+        StaleTransition.
         With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
         idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
         already moved to ``checkpoint['next_seq']`` and writes nothing twice. ``poll_record``

@@ -101,8 +101,10 @@ WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
 RETURNING task_id;
 
 -- name: heartbeat
+-- Fenced as the poll write is: the attempt, and the runner when one is named.
 UPDATE tasks SET heartbeat_at = now()
 WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+  AND (%(run_id)s::text IS NULL OR run_id IS NULL OR run_id = %(run_id)s::text)
 RETURNING task_id;
 
 -- name: retry
