@@ -225,6 +225,14 @@ class EspnProvider:
         return boxes[game_id]
 
 
+def schedule_feed(nba_provider: str, league: League) -> tuple[str, str]:
+    """(the feed a league's schedule is read from, the box-score task type its games become):
+    ``nba_provider`` for the NBA (its CDN's games are NBA_GAME_BOXSCORE tasks), ESPN for the
+    other leagues."""
+    name = nba_provider if league.pair == default_leagues().get(DEFAULT_LEAGUE).pair else "espn"
+    return name, ("NBA_GAME_BOXSCORE" if name == "nba_cdn" else league.boxscore_type)
+
+
 _CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {
     "nba_cdn": NbaCdnProvider,
     "espn": EspnProvider,
@@ -258,7 +266,12 @@ def make_provider(
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
     if name == "nba_cdn":
-        merged: dict[str, str | None] = {**registry.headers_for(name, the_league), **(headers or {})}
-        return NbaCdnProvider(client, the_league, {k: v for k, v in merged.items() if v is not None})
+        merged: dict[str, str | None] = {
+            **registry.headers_for(name, the_league),
+            **(headers or {}),
+        }
+        return NbaCdnProvider(
+            client, the_league, {k: v for k, v in merged.items() if v is not None}
+        )
     extra = {k: v for k, v in (headers or {}).items() if v is not None}
     return EspnProvider(client, the_league, extra, registry)
