@@ -38,7 +38,7 @@ class IngestReport:
     day: date
     entries: list[ScheduleEntry]
     outcomes: dict[str, str] = field(default_factory=dict)  # game id -> created/moved/unchanged/...
-    backfill: set[str] = field(default_factory=set)  # game ids final at ingest: backfill lane
+    backfill: set[str] = field(default_factory=set)  # tasks created final: in the backfill lane
 
     def count(self, outcome: str) -> int:
         return sum(1 for v in self.outcomes.values() if v == outcome)
@@ -90,8 +90,6 @@ def ingest_day(
             report.outcomes[e.game_id] = f"cancel: {e.status}"
             continue
         lane = BACKFILL if e.status in BACKFILL_STATUSES else LIVE
-        if lane == BACKFILL:
-            report.backfill.add(e.game_id)
         lanes[lane].append(
             (
                 e.game_id,
@@ -114,6 +112,8 @@ def ingest_day(
             strict=True,
         ):
             report.outcomes[key] = outcome
+            if lane == BACKFILL and outcome == "created":
+                report.backfill.add(key)
 
     listed = {e.game_id for e in entries if e.status not in CANCEL_STATUSES}
     start, end = day_window(day, tz)
