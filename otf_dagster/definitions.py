@@ -15,6 +15,7 @@ import dagster as dg
 
 from otf_dagster.core.manager import Settings
 from otf_dagster.core.models import RUNNER_MODES
+from otf_dagster.core.pace import configured_rps
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
@@ -49,6 +50,16 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+def _count(name: str, default: int) -> int:
+    """A whole number of 0 or more (0: none) from the environment, or one line naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name}={raw!r} is not a whole number of 0 or more (0: none)")
+    return int(raw)
+
+
 def _leagues_settings() -> tuple[list[str], str]:
     """(the leagues to follow, the leagues file) from OTF_LEAGUES and OTF_LEAGUES_FILE."""
     raw = os.environ.get(LEAGUES_ENV, "").strip()
@@ -76,6 +87,7 @@ def build_definitions(
     pool_size: int = 500,
     lease_seconds: float = 120.0,
     pool_stale_seconds: float = 60.0,
+    backfill_max_started: int = 10,
     task_store: TaskStoreResource | None = None,
     feeds: FeedResource | None = None,
 ) -> dg.Definitions:
@@ -91,6 +103,7 @@ def build_definitions(
         pool_capacity=pool_size,
         lease_seconds=lease_seconds,
         pool_stale_seconds=pool_stale_seconds,
+        backfill_max_started=backfill_max_started,
     )
     grid = game_schedule_partitions(leagues, timezone)
     schedule_job = build_game_schedule_job(grid)
@@ -117,6 +130,7 @@ def build_definitions(
 @dg.definitions
 def defs() -> dg.Definitions:
     leagues, leagues_file = _leagues_settings()
+    configured_rps()  # OTF_BACKFILL_RPS, checked when the code loads (runners read it)
     feeds = FeedResource(
         provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
         base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
@@ -134,4 +148,5 @@ def defs() -> dg.Definitions:
         pool_size=_int("OTF_POOL_SIZE", 500),
         lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
         pool_stale_seconds=float(_int("OTF_POOL_STALE_SECONDS", 60)),
+        backfill_max_started=_count("OTF_BACKFILL_MAX_STARTED", 10),
     )

@@ -72,8 +72,9 @@ def cli(embedded: bool) -> None:
 
 
 def _register() -> None:
-    from otf_dagster.cli import db, dev, feed, simulate, stats, tasks
+    from otf_dagster.cli import backfill, db, dev, feed, simulate, stats, tasks
 
+    cli.add_command(backfill.backfill)
     cli.add_command(db.db)
     cli.add_command(db.task_types_group)
     cli.add_command(db.env)

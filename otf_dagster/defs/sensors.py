@@ -88,6 +88,12 @@ def _result(
         more = f" and {len(claimed) - 20} more" if len(claimed) > 20 else ""
         context.log.info("claimed %d task(s): %s%s", len(claimed), ", ".join(claimed[:20]), more)
     pooled = sum(len(v) for v in report.assigned.values())
+    if report.claimed_backfill:
+        context.log.info(
+            "of the %d claimed, %d are backfill (games already final), after live work",
+            report.claimed,
+            report.claimed_backfill,
+        )
     if report.claimed > len(claimed):
         context.log.info("claimed %d task(s) for runner pools", report.claimed - len(claimed))
     if report.launches:

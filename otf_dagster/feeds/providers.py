@@ -239,6 +239,14 @@ class EspnProvider:
         return boxes[game_id]
 
 
+def schedule_feed(nba_provider: str, league: League) -> tuple[str, str]:
+    """(the feed a league's schedule is read from, the box-score task type its games become):
+    ``nba_provider`` for the NBA (its CDN's games are NBA_GAME_BOXSCORE tasks), ESPN for the
+    other leagues."""
+    name = nba_provider if league.pair == default_leagues().get(DEFAULT_LEAGUE).pair else "espn"
+    return name, ("NBA_GAME_BOXSCORE" if name == "nba_cdn" else league.boxscore_type)
+
+
 _CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {
     "nba_cdn": NbaCdnProvider,
     "espn": EspnProvider,

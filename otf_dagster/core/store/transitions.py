@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TASK_SERVICE, Task, TaskState
+from otf_dagster.core.models import LIVE, TASK_SERVICE, Task, TaskState
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
 from otf_dagster.exceptions import StaleTransition, UnknownTask
@@ -52,14 +52,25 @@ def refusal(
 
 
 def claim_ready(
-    c: psycopg.Connection, now: datetime, limit: int, source: str, deployment: str | None = None
+    c: psycopg.Connection,
+    now: datetime,
+    limit: int,
+    source: str,
+    deployment: str | None = None,
+    *,
+    lane: str = LIVE,
 ) -> list[dict[str, Any]]:
-    """SCHEDULED -> STARTED for up to ``limit`` due tasks no other claimer holds (one statement,
-    SKIP LOCKED), with their STARTED history rows; recorded as launched by ``deployment``."""
+    """SCHEDULED -> STARTED for up to ``limit`` due tasks of ``lane`` no other claimer holds
+    (one statement, SKIP LOCKED), with their STARTED history rows; recorded as launched by
+    ``deployment``."""
     return c.execute(
         query("claim_ready"),
-        {"now": now, "limit": limit, "source": source, "deployment": deployment},
+        {"now": now, "limit": limit, "source": source, "deployment": deployment, "lane": lane},
     ).fetchall()
+
+
+def started_in_lane(c: psycopg.Connection, lane: str) -> int:
+    return int(c.execute(query("started_in_lane"), {"lane": lane}).fetchone()["n"])
 
 
 def transition(
