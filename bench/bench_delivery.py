@@ -215,9 +215,7 @@ def raw_posts(url: str, bodies: list[bytes]) -> float:
         env={SECRET_ENV: SECRET},
     )  # fmt: skip
     now = time.time()
-    requests_ = [
-        (body, signer.headers(json.loads(body)["id"], body, now)) for body in bodies
-    ]
+    requests_ = [(body, signer.headers(json.loads(body)["id"], body, now)) for body in bodies]
     signer.close()
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
@@ -529,8 +527,11 @@ def commit_to_receipt(server, sizes: dict, common: dict) -> list[dict]:
             note=(
                 f"writer commits {TASKS} events every {LATENCY_TICK * 1000:g} ms; otf relay "
                 "subprocess (NOTIFY-woken); from the writer sending COMMIT to receipt at the "
-                + ("loopback receiver (batch_size 1)" if run["sink"] == "webhook"
-                   else "core-NATS subscriber of the JetStream endpoint's subjects")
+                + (
+                    "loopback receiver (batch_size 1)"
+                    if run["sink"] == "webhook"
+                    else "core-NATS subscriber of the JetStream endpoint's subjects"
+                )
             ),  # fmt: skip
             **extra,
             **common,
