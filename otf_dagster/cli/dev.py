@@ -31,7 +31,6 @@ import click
 from otf_dagster import config
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
 from otf_dagster.local import dagster_home, embedded, session
 from otf_dagster.local.supervisor import (
@@ -236,6 +235,10 @@ def dev(
         sup.start(
             "code server", [dagster, *dagster_home.code_server_command(code_port)], restart=True
         )
+        # Dagster is imported here, not at the top: every otf command (otf relay too) imports
+        # this module, and Dagster costs ~40 MB and ~0.7 s.
+        from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
+
         tz = os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE)
         today = datetime.now(ZoneInfo(tz)).date().isoformat()
         with TaskStore(task_url) as store:  # a generic-handler task beside the box scores
