@@ -33,17 +33,37 @@ def endpoints() -> None:
 @endpoints.command("add")
 @click.argument("owner")
 @click.option("--webhook", "webhook_url", default=None, help="POST events to this http(s) URL.")
-@click.option("--secret-env", "secret_envs", multiple=True,
-              help="Environment variable holding the whsec_... secret (repeat while rotating).")
+@click.option(
+    "--secret-env",
+    "secret_envs",
+    multiple=True,
+    help="Environment variable holding the whsec_... secret (repeat while rotating).",
+)
 @click.option("--nats-subject", default=None, help="Publish to JetStream under this prefix.")
-@click.option("--nats-url", default=None, help="The NATS server (default: the relay's OTF_NATS_URL).")
+@click.option(
+    "--nats-url", default=None, help="The NATS server (default: the relay's OTF_NATS_URL)."
+)
 @click.option("--kind", "kinds", multiple=True, help="Only these event kinds (repeatable).")
-@click.option("--batch", "batch_size", type=click.IntRange(1, 1000), default=1, show_default=True,
-              help="Events per POST (above 1: the body is a JSON array).")
-@click.option("--rate", "rate_per_s", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="At most this many events per second to this endpoint.")
-@click.option("--allow-link-local", is_flag=True,
-              help="Allow delivery to 169.254.0.0/16 (cloud metadata lives there).")
+@click.option(
+    "--batch",
+    "batch_size",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Events per POST (above 1: the body is a JSON array).",
+)
+@click.option(
+    "--rate",
+    "rate_per_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="At most this many events per second to this endpoint.",
+)
+@click.option(
+    "--allow-link-local",
+    is_flag=True,
+    help="Allow delivery to 169.254.0.0/16 (cloud metadata lives there).",
+)
 @click.option("--from-start", is_flag=True, help="Deliver every stored event, not only new ones.")
 @json_option  # fmt: skip
 def add(owner, webhook_url, secret_envs, nats_subject, nats_url, kinds, batch_size, rate_per_s,
@@ -54,7 +74,9 @@ def add(owner, webhook_url, secret_envs, nats_subject, nats_url, kinds, batch_si
         raise ConfigError("give exactly one of --webhook URL or --nats-subject PREFIX")
     for kind in kinds:
         if not _KIND.match(kind):
-            raise ConfigError(f"--kind {kind!r} is not an event kind (lowercase, e.g. score_changed)")
+            raise ConfigError(
+                f"--kind {kind!r} is not an event kind (lowercase, e.g. score_changed)"
+            )
     if webhook_url:
         validate_url(webhook_url, allow_link_local=allow_link_local)
         if not secret_envs:

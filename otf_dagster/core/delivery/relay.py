@@ -607,7 +607,8 @@ class Relay:
             {
                 (e["nats_subject"], e["owner"])
                 for e in held
-                if e["sink"] == "nats" and (e["url"] or self.settings.nats_url)
+                if e["sink"] == "nats"
+                and (e["url"] or self.settings.nats_url)
                 and (e["url"] or self.settings.nats_url) == self.settings.nats_url
             }
         )
@@ -645,10 +646,7 @@ class Relay:
         self.store.close()
 
     def health(self) -> list[dict[str, Any]]:
-        return [
-            health(self.store, e, self.settings)
-            for e in dstore.list_endpoints(self.store)
-        ]
+        return [health(self.store, e, self.settings) for e in dstore.list_endpoints(self.store)]
 
 
 def with_nats_url(settings: RelaySettings, nats_url: str | None) -> RelaySettings:

@@ -136,10 +136,12 @@ def replay(
     get_endpoint(store, endpoint_id)
     return store.run(
         f"replay endpoint {endpoint_id}",
-        lambda c: c.execute(
-            query("delivery_replay"),
-            {"endpoint_id": endpoint_id, "from_seq": from_seq, "since": since, "until": until},
-        ).rowcount,
+        lambda c: (
+            c.execute(
+                query("delivery_replay"),
+                {"endpoint_id": endpoint_id, "from_seq": from_seq, "since": since, "until": until},
+            ).rowcount
+        ),
     )
 
 

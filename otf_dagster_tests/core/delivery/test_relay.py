@@ -167,7 +167,9 @@ def test_a_failing_event_holds_back_its_task_only_and_retries_on_the_schedule(
 
 
 def test_exhausted_attempts_go_dead_and_release_the_task(store, owner, receiver):
-    receiver.answer = lambda events, n: Answer(status=500) if events[0]["task_seq"] == 1 else Answer()
+    receiver.answer = lambda events, n: (
+        Answer(status=500) if events[0]["task_seq"] == 1 else Answer()
+    )
     append(store, 1, 3)
     eid = webhook_endpoint(store, receiver.url)["endpoint_id"]
     lease(store)
@@ -262,7 +264,9 @@ def test_redirects_hangs_and_huge_bodies_are_failures_that_cost_little(store, ow
     sink = WebhookSink(receiver.url, [SECRET], timeout=1.0)
     from otf_dagster.core.delivery.sink import EventBody
 
-    event = EventBody("evt_1", 1, "t0", "run-1", MEDIA, 1, "score_changed", "2026-01-01T00:00:00Z", {}, "k")
+    event = EventBody(
+        "evt_1", 1, "t0", "run-1", MEDIA, 1, "score_changed", "2026-01-01T00:00:00Z", {}, "k"
+    )
     redirect = sink.send([event])
     assert redirect.accepted == 0 and redirect.status == 302 and "redirect" in redirect.error
     started = time.monotonic()
@@ -279,7 +283,9 @@ def test_redirects_hangs_and_huge_bodies_are_failures_that_cost_little(store, ow
 def test_link_local_targets_are_refused_unless_allowed():
     with pytest.raises(ConfigError, match="link-local"):
         WebhookSink("http://169.254.169.254/latest", [SECRET])
-    sink = WebhookSink("http://169.254.169.254/latest", [SECRET], allow_link_local=True, timeout=0.2)
+    sink = WebhookSink(
+        "http://169.254.169.254/latest", [SECRET], allow_link_local=True, timeout=0.2
+    )
     sink.close()
 
 
