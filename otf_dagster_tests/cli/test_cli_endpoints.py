@@ -168,8 +168,15 @@ def test_add_refuses_in_one_line_and_writes_nothing(otf, store, owner, monkeypat
 
 def test_add_refuses_an_unknown_owner_and_writes_nothing(otf, store, owner):
     one_line_error(
-        otf("endpoints", "add", "nobody", "--webhook", "http://127.0.0.1:9/hooks",
-            "--secret-env", "HOOK_SECRET"),  # fmt: skip
+        otf(
+            "endpoints",
+            "add",
+            "nobody",
+            "--webhook",
+            "http://127.0.0.1:9/hooks",
+            "--secret-env",
+            "HOOK_SECRET",
+        ),  # fmt: skip
         "unknown owner 'nobody'",
         "otf subscriptions add nobody",
     )
@@ -196,8 +203,21 @@ def test_add_webhook_and_nats_then_list_shows_their_health(otf, store, owner, re
 
     rows = endpoint_rows(otf)
     assert [r["endpoint_id"] for r in rows] == [hook["endpoint_id"], added["endpoint_id"]]
-    for key in ("endpoint_id", "owner", "sink", "target", "state", "lag", "pending", "dead",
-                "delivered", "position", "last_success_at", "last_failure_at", "last_error"):
+    for key in (
+        "endpoint_id",
+        "owner",
+        "sink",
+        "target",
+        "state",
+        "lag",
+        "pending",
+        "dead",
+        "delivered",
+        "position",
+        "last_success_at",
+        "last_failure_at",
+        "last_error",
+    ):
         assert all(key in r for r in rows), key  # fmt: skip
     webhook_row, nats_row = rows
     assert webhook_row["sink"] == "webhook" and webhook_row["target"] == receiver.url
@@ -295,9 +315,7 @@ def event_times(store: TaskStore) -> dict[int, object]:
     return {r["seq"]: r["time"] for r in rows}
 
 
-def test_replay_from_seq_since_until_sends_events_again_with_their_ids(
-    otf, store, owner, receiver
-):
+def test_replay_from_seq_since_until_sends_events_again_with_their_ids(otf, store, owner, receiver):
     env = {"HOOK_SECRET": SECRET}
     append(store, 2, 2)  # seqs 1-4, one event time
     append(store, 2, 2, start=3)  # seqs 5-8, another transaction: a later event time
