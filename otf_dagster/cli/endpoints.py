@@ -86,8 +86,10 @@ def add(owner, webhook_url, secret_envs, nats_subject, nats_url, kinds, batch_si
             )
         for name in secret_envs:
             if not _ENV_NAME.match(name):
+                # Not echoed when it may be the secret itself (people paste the value here).
+                shown = "a value" if len(name) > 40 or "whsec" in name.lower() else repr(name)
                 raise ConfigError(
-                    f"--secret-env {name!r} is not an environment variable name; pass the "
+                    f"--secret-env {shown} is not an environment variable name; pass the "
                     "variable's name, never the secret itself"
                 )
             validate_secret(name, os.environ.get(name))

@@ -30,6 +30,7 @@ class Received:
     status: int
     headers: dict[str, str]
     verified: bool
+    body: bytes = b""  # as received, to verify again with another secret
 
 
 class Receiver:
@@ -65,12 +66,12 @@ class Receiver:
                     time.sleep(answer.delay)
                 if answer.drop:
                     with receiver.lock:
-                        receiver.requests.append(Received(events, 0, headers, verified))
+                        receiver.requests.append(Received(events, 0, headers, verified, body))
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
                 with receiver.lock:
-                    receiver.requests.append(Received(events, answer.status, headers, verified))
+                    receiver.requests.append(Received(events, answer.status, headers, verified, body))
                 self.send_response(answer.status)
                 for k, v in answer.headers.items():
                     self.send_header(k, v)
