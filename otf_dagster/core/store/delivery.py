@@ -325,3 +325,14 @@ def relay_age(store: TaskStore, run_id: str) -> float | None:
 
 def active_endpoints(store: TaskStore) -> int:
     return store.fetch_all("count active endpoints", "delivery_active_count")[0]["n"]
+
+
+def set_url(
+    store: TaskStore, endpoint_id: int, url: str, secret_envs: Sequence[str]
+) -> dict[str, Any]:
+    """Point a webhook endpoint at another URL (``otf dev``'s receiver, on a new port)."""
+    params = {"endpoint_id": endpoint_id, "url": url, "secret_envs": list(secret_envs)}
+    return store.run(
+        f"move endpoint {endpoint_id}",
+        lambda c: c.execute(query("delivery_set_url"), params).fetchone(),
+    )

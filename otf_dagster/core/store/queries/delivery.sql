@@ -197,3 +197,9 @@ WHERE run_id = %(run_id)s ORDER BY heartbeat_at DESC LIMIT 1;
 
 -- name: delivery_active_count
 SELECT count(*) AS n FROM delivery_endpoints WHERE state = 'active';
+
+-- name: delivery_set_url
+-- `otf dev`'s receiver listens on a new port each session: its webhook endpoint follows it.
+UPDATE delivery_endpoints SET url = %(url)s, secret_envs = %(secret_envs)s, updated_at = now()
+WHERE endpoint_id = %(endpoint_id)s AND state <> 'removed'
+RETURNING *;
