@@ -71,7 +71,9 @@ class Receiver:
                     self.connection.shutdown(2)
                     return
                 with receiver.lock:
-                    receiver.requests.append(Received(events, answer.status, headers, verified, body))
+                    receiver.requests.append(
+                        Received(events, answer.status, headers, verified, body)
+                    )
                 self.send_response(answer.status)
                 for k, v in answer.headers.items():
                     self.send_header(k, v)
