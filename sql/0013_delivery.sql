@@ -83,5 +83,18 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 );
 CREATE INDEX IF NOT EXISTS delivery_attempts_at_idx ON delivery_attempts (endpoint_id, at DESC);
 
+-- Relays alive now: each renews its row every lease refresh (``otf relay`` and the Dagster
+-- relay run alike); the Task Manager re-launches its deployment's relay run when the run's row
+-- stops being renewed.
+CREATE TABLE IF NOT EXISTS delivery_relays (
+    holder          text PRIMARY KEY,
+    deployment_id   text,
+    run_id          text,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at    timestamptz NOT NULL DEFAULT now(),
+    endpoints       integer NOT NULL DEFAULT 0,
+    delivered       bigint NOT NULL DEFAULT 0
+);
+
 INSERT INTO otf_schema_migrations (version, name)
 VALUES (13, '0013_delivery') ON CONFLICT (version) DO NOTHING;
