@@ -15,11 +15,15 @@ import dagster as dg
 
 from otf_dagster.core.manager import Settings
 from otf_dagster.core.models import RUNNER_MODES
+from otf_dagster.core.pace import configured_rps
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
+from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
+from otf_dagster.defs.history import build_history_schedule, history_prune_job
 from otf_dagster.defs.jobs import build_game_schedule_job, task_runner_job
 from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, game_schedule_partitions
 from otf_dagster.defs.pools import runner_pool_job
+from otf_dagster.defs.relay import delivery_endpoints_asset, relay_job
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.defs.schedules import DEFAULT_CRON, build_daily_schedule
 from otf_dagster.defs.sensors import (
@@ -46,6 +50,16 @@ def _int(name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+def _count(name: str, default: int) -> int:
+    """A whole number of 0 or more (0: none) from the environment, or one line naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name}={raw!r} is not a whole number of 0 or more (0: none)")
+    return int(raw)
 
 
 def _leagues_settings() -> tuple[list[str], str]:
@@ -75,6 +89,10 @@ def build_definitions(
     pool_size: int = 500,
     lease_seconds: float = 120.0,
     pool_stale_seconds: float = 60.0,
+    backfill_max_started: int = 10,
+    history_days: int = 30,
+    events_retention_days: int | None = None,
+    history_cron: str = HISTORY_CRON,
     task_store: TaskStoreResource | None = None,
     feeds: FeedResource | None = None,
 ) -> dg.Definitions:
@@ -90,13 +108,22 @@ def build_definitions(
         pool_capacity=pool_size,
         lease_seconds=lease_seconds,
         pool_stale_seconds=pool_stale_seconds,
+        backfill_max_started=backfill_max_started,
     )
     grid = game_schedule_partitions(leagues, timezone)
     schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
-        assets=[build_game_schedule(grid), game_boxscore, task_stats],
-        jobs=[task_runner_job, runner_pool_job, schedule_job],
-        schedules=[build_daily_schedule(schedule_job, timezone, leagues, cron)],
+        assets=[build_game_schedule(grid), game_boxscore, task_stats, delivery_endpoints_asset],
+        jobs=[task_runner_job, runner_pool_job, schedule_job, relay_job, history_prune_job],
+        schedules=[
+            build_daily_schedule(schedule_job, timezone, leagues, cron),
+            build_history_schedule(
+                timezone,
+                history_cron,
+                older_than_days=history_days,
+                events_older_than_days=events_retention_days,
+            ),
+        ],
         sensors=[
             build_task_manager(sensor_interval_seconds, settings),
             build_failure_sensor(settings),
@@ -116,6 +143,7 @@ def build_definitions(
 @dg.definitions
 def defs() -> dg.Definitions:
     leagues, leagues_file = _leagues_settings()
+    configured_rps()  # OTF_BACKFILL_RPS, checked when the code loads (runners read it)
     feeds = FeedResource(
         provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
         base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
@@ -133,4 +161,8 @@ def defs() -> dg.Definitions:
         pool_size=_int("OTF_POOL_SIZE", 500),
         lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
         pool_stale_seconds=float(_int("OTF_POOL_STALE_SECONDS", 60)),
+        backfill_max_started=_count("OTF_BACKFILL_MAX_STARTED", 10),
+        history_days=_int("OTF_HISTORY_DAYS", 30),
+        events_retention_days=_int("OTF_EVENTS_RETENTION_DAYS", 0) or None,
+        history_cron=os.environ.get("OTF_HISTORY_CRON", HISTORY_CRON),
     )

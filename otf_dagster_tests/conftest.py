@@ -70,3 +70,21 @@ def clock() -> FakeClock:
 def sim(clock: FakeClock):
     with Simulator(speed=60, games=3, first_start=30, spacing=60, clock=clock) as simulator:
         yield simulator
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_defs_state_storage() -> Iterator[None]:
+    """Each test loads definitions with no Dagster instance's state storage in scope.
+
+    Entering a ``DagsterInstance`` sets a context variable (the defs-state storage) that its
+    exit resets; an instance a sensor evaluation opens from ``instance_ref`` and leaves to the
+    garbage collector leaks it to the next test, whose definitions load then reads the
+    disposed instance's storage (a deleted temp folder) and fails depending on test order."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    try:
+        _current_storage.reset(token)
+    except ValueError:  # reset from another context: leave it cleared
+        _current_storage.set(None)

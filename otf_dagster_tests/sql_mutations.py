@@ -34,6 +34,7 @@ TESTS = [
     "otf_dagster_tests/core/store/",
     "otf_dagster_tests/core/test_manager_records.py",
     "otf_dagster_tests/core/test_runner.py",
+    "otf_dagster_tests/core/test_fence_guards.py",
     "otf_dagster_tests/core/test_reports.py",
     "otf_dagster_tests/defs/test_sensor.py",
 ]
@@ -74,6 +75,7 @@ MUTANTS = [
     Mutant("set_run_id", "ignores the attempt", " AND attempt = %(attempt)s", ""),
     Mutant("set_run_id", "sets it on an ended task", " AND state = 'STARTED'", ""),
     Mutant("heartbeat", "ignores the attempt", " AND attempt = %(attempt)s", ""),
+    Mutant("heartbeat", "ignores the runner", "run_id IS NULL OR run_id = %(run_id)s::text", "true"),
 ]  # fmt: skip
 
 

@@ -73,8 +73,13 @@ def test_the_installed_wheel_migrates_and_loads_the_definitions(installed_wheel,
         )
         assert load.returncode == 0, load.stderr
         loaded = json.loads(load.stdout)
-        assert loaded["assets"] == ["game_boxscore", "game_schedule", "task_stats"]
-        assert {"task_runner", "game_schedule_job"} <= set(loaded["jobs"])
+        assert loaded["assets"] == [
+            "delivery_endpoints",
+            "game_boxscore",
+            "game_schedule",
+            "task_stats",
+        ]
+        assert {"task_runner", "game_schedule_job", "delivery_relay"} <= set(loaded["jobs"])
         assert loaded["sensors"] == ["runner_failure_sensor", "task_manager"]
     finally:
         pg_server.drop_database(name)

@@ -110,6 +110,12 @@ def test_a_slate_finishes_through_the_split_deployment_across_a_code_server_rest
         OTF_CODE_SERVER_PORT=str(code_port),
     )
     ws = str(home / "workspace.yaml")
+    # As compose's migrate service does: Dagster's schema first, or the daemon and the
+    # webserver both create its tables on the fresh database and one of them dies.
+    migrated = w.run(
+        w.bin("dagster"), "instance", "migrate", DAGSTER_HOME=str(home), DAGSTER_PG_URL=storage_url
+    )
+    assert migrated.returncode == 0, migrated.stderr
     web = Container(
         "webserver", [w.bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", ws],
         dagster_env, tmp_path,

@@ -72,8 +72,9 @@ def cli(embedded: bool) -> None:
 
 
 def _register() -> None:
-    from otf_dagster.cli import db, dev, feed, simulate, stats, tasks
+    from otf_dagster.cli import backfill, db, dev, feed, simulate, stats, tasks
 
+    cli.add_command(backfill.backfill)
     cli.add_command(db.db)
     cli.add_command(db.task_types_group)
     cli.add_command(db.env)
@@ -95,6 +96,18 @@ def _register() -> None:
 
     cli.add_command(api_cli.api)
     cli.add_command(api_cli.services_group)
+    from otf_dagster.cli import endpoints as endpoints_cli
+
+    cli.add_command(endpoints_cli.endpoints)
+    cli.add_command(endpoints_cli.relay)
+
+    from otf_dagster.cli import receiver as receiver_cli
+
+    cli.add_command(receiver_cli.receiver)
+
+    from otf_dagster.cli import history as history_cli
+
+    cli.add_command(history_cli.history)
 
 
 def main() -> None:

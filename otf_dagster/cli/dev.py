@@ -7,7 +7,11 @@
    materialized, then ``dagster-daemon`` and ``dagster-webserver``: separate processes talking
    to the code server, as Dagster's Docker and Kubernetes deployments run them, with
    DAGSTER_HOME in .otf/dagster_home (the packaged dagster.yaml and workspace.yaml);
-5. every part watched: the daemon, the webserver and the code server are restarted when they
+5. delivery: the embedded nats-server (JetStream, data in .otf/nats, unless OTF_NATS_URL is
+   set), ``otf api``, the webhook receiver (``otf receiver``) and the two demo endpoints of
+   the owner ``dev-receiver`` (a signed webhook to the receiver, a JetStream stream under
+   ``otf.dev``; see ``local/dev_delivery.py``), fed by the relay the Task Manager runs;
+6. every part watched: the daemon, the webserver and the code server are restarted when they
    die, the simulator or PostgreSQL dying ends the session; Ctrl-C stops everything, one line
    per part, running runs cancelled through Dagster first (their tasks resume in the next
    session), and what is left is checked with psutil.
@@ -31,9 +35,9 @@ import click
 from otf_dagster import config
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
-from otf_dagster.local import dagster_home, embedded, session
+from otf_dagster.local import dagster_home, dev_delivery, embedded, session
+from otf_dagster.local import nats as local_nats
 from otf_dagster.local.supervisor import (
     External,
     PartDied,
@@ -106,6 +110,29 @@ def _schedule_pool_demo(task_url: str, count: int) -> None:
         store.schedule_tasks("DEMO_COUNTER", items, source="otf dev")
 
 
+def _start_receiver(
+    sup: Supervisor, task_url: str, api_url: str, secret_env: dict[str, str]
+) -> str:
+    """The dev owner's subscriptions, token and endpoints, then its receiver; its URL."""
+    from otf_dagster.local import receiver as receiver_mod
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with TaskStore(task_url) as store:
+        required = dev_delivery.subscribe_all(store)
+        token = dev_delivery.fresh_token(store)  # kept in the receiver's environment only
+        ids = dev_delivery.ensure_endpoints(store, url)
+    argv = [_bin("otf"), "receiver", "--owner", dev_delivery.OWNER, "--api-url", api_url,
+            "--port", str(port), "--secret-env", dev_delivery.SECRET_ENV]  # fmt: skip
+    sup.start("receiver", argv, restart=True, env=secret_env | {receiver_mod.TOKEN_ENV: token})
+    wait_until(lambda: _answers(url), 60, sup, "the webhook receiver")
+    click.echo(
+        f"endpoints {ids['webhook']} (webhook) and {ids['nats']} (nats) of "
+        f"{dev_delivery.OWNER}, required by {', '.join(required) or 'no type'}"
+    )
+    return url
+
+
 def _embedded_postgres(pgdata: Path) -> External:
     def alive() -> bool:
         import psutil
@@ -117,6 +144,13 @@ def _embedded_postgres(pgdata: Path) -> External:
         return psutil.pid_exists(pid)
 
     return External("PostgreSQL", alive)
+
+
+def _embedded_nats(server: local_nats.NatsServer) -> External:
+    def alive() -> bool:
+        return local_nats.running(server.folder) is not None
+
+    return External("nats-server", alive, stop=server.stop)
 
 
 def _cancel_runs(say) -> None:
@@ -221,6 +255,16 @@ def dev(
         sup = Supervisor(dict(os.environ), state / "logs", click.echo)
         if embedded_used:
             sup.watch(_embedded_postgres(embedded.start().pgdata))
+        if not os.environ.get(local_nats.NATS_URL_ENV):
+            nats_server = local_nats.start(state / "nats")
+            sup.watch(_embedded_nats(nats_server))
+            os.environ[local_nats.NATS_URL_ENV] = nats_server.url
+            sup.env[local_nats.NATS_URL_ENV] = nats_server.url
+            click.echo(f"nats-server (JetStream) on {nats_server.url}; data in {state / 'nats'}")
+        exports[local_nats.NATS_URL_ENV] = os.environ[local_nats.NATS_URL_ENV]
+        # The webhook secret of this session: in the relay's host (the code server) and the
+        # receiver only; the endpoint stores the variable's name.
+        secret_env = {dev_delivery.SECRET_ENV: dev_delivery.new_secret()}
 
         if not os.environ.get("OTF_FEED_BASE_URL"):
             args = {"port": sim_port, "games": games, "speed": speed, "leagues": ",".join(followed)}
@@ -234,8 +278,18 @@ def dev(
 
         dagster = _bin("dagster")
         sup.start(
-            "code server", [dagster, *dagster_home.code_server_command(code_port)], restart=True
+            "code server",
+            [dagster, *dagster_home.code_server_command(code_port)],
+            restart=True,
+            env=secret_env,
         )
+        api_port = _free_port()
+        api_url = exports["OTF_API_URL"] = f"http://127.0.0.1:{api_port}"
+        sup.start("api", [_bin("otf"), "api", "--port", str(api_port)], restart=True)
+        # Dagster is imported here, not at the top: every otf command (otf relay too) imports
+        # this module, and Dagster costs ~40 MB and ~0.7 s.
+        from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
+
         tz = os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE)
         today = datetime.now(ZoneInfo(tz)).date().isoformat()
         with TaskStore(task_url) as store:  # a generic-handler task beside the box scores
@@ -258,6 +312,14 @@ def dev(
                 raise PartDied(
                     f"materializing game_schedule {key} failed; see {state / 'logs'}/schedule.log"
                 )
+        wait_until(lambda: _answers(api_url + "/openapi.json"), 60, sup, "otf api")
+        click.echo(f"otf api on {api_url}")
+        receiver_url = _start_receiver(sup, task_url, api_url, secret_env)
+        click.echo(
+            f"webhook receiver on {receiver_url} ({dev_delivery.OWNER}; log: "
+            f"{state / 'logs' / 'receiver.log'}); JetStream subjects "
+            f"{dev_delivery.SUBJECT}.>"
+        )
         workspace = str(home / dagster_home.WORKSPACE_FILE)
         wait_until(lambda: _listens(code_port), 120, sup, "the code server")
         sup.start("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], restart=True)

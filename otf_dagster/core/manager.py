@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from otf_dagster.core.models import TaskType
+from otf_dagster.core.models import BACKFILL, LIVE, TaskType
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import StaleTransition
 
@@ -30,6 +30,10 @@ TAG_RETRY = "otf/retry"  # on a hand launch: retry a FAILED or CANCELLED task fi
 TAG_MATCHUP = "otf/matchup"
 TAG_POOL_ID = "otf/pool_id"
 TAG_DEPLOYMENT = "otf/deployment"
+TAG_LANE = "otf/lane"
+# Dagster's run queue takes higher priorities first: a backfill run queued beside live ones
+# waits for them (the claim already puts live work first; this keeps the queue's order).
+BACKFILL_RUN_PRIORITY = "-1"
 MAX_RUNTIME_MARGIN_SECONDS = 600
 QUIET_MARGIN_SECONDS = 5.0
 
@@ -56,6 +60,10 @@ class Settings:
     pool_stale_seconds: float = 60.0  # a pool whose heartbeat is older is lost
     pool_launch_grace_seconds: float = 300.0  # a pool that has not started after this is lost
     lease_seconds: float = 120.0  # a deployment whose lease is older has gone
+    # Backfill tasks (games already final when ingested) get what live tasks leave of each
+    # tick's claim limit, and never more than keeps this many STARTED at once
+    # (OTF_BACKFILL_MAX_STARTED): a season's backfill is a trickle beside tonight's games.
+    backfill_max_started: int = 10
 
 
 @dataclass(frozen=True)
@@ -98,12 +106,19 @@ class TickReport:
     stale_runs: list[tuple[str, str]] = field(default_factory=list)  # (run id, why)
     failed_pools: list[tuple[str, str]] = field(default_factory=list)  # (pool id, why)
     claimed: int = 0
+    claimed_backfill: int = 0  # of which backfill tasks
 
 
 def launch_for(
-    task_id: str, task_type: TaskType, attempt: int, reason: str, matchup: str | None = None
+    task_id: str,
+    task_type: TaskType,
+    attempt: int,
+    reason: str,
+    matchup: str | None = None,
+    lane: str = LIVE,
 ) -> Launch:
-    """The run request of one attempt: run key ``task_id:attempt`` (a re-launch gets a new one)."""
+    """The run request of one attempt: run key ``task_id:attempt`` (a re-launch gets a new one);
+    a backfill task's run says its lane and queues behind live runs."""
     tags = {
         TAG_TASK_ID: task_id,
         TAG_TASK_TYPE: task_type.name,
@@ -116,6 +131,9 @@ def launch_for(
     }
     if matchup:
         tags[TAG_MATCHUP] = matchup[:200]
+    if lane == BACKFILL:
+        tags[TAG_LANE] = BACKFILL
+        tags["dagster/priority"] = BACKFILL_RUN_PRIORITY
     return Launch(task_id, task_type.name, attempt, f"{task_id}:{attempt}", tags, reason)
 
 
@@ -146,10 +164,18 @@ def tick(
     if deployment.id:
         store.renew_lease(deployment.id, deployment.name, settings.lease_seconds)
     report, to_route = _reconcile(store, find_runs, deployment, settings, now, source)
-    claimed = store.claim_ready(settings.claim_limit, source=source, deployment=deployment.id)
+    claimed = store.claim_ready(
+        settings.claim_limit,
+        source=source,
+        deployment=deployment.id,
+        backfill_max_started=settings.backfill_max_started,
+    )
     report.claimed = len(claimed)
+    report.claimed_backfill = sum(c.task.backfill for c in claimed)
     for c in claimed:
-        to_route.append((c.task.task_id, c.task.attempt, c.task_type, "claimed", c.matchup))
+        to_route.append(
+            (c.task.task_id, c.task.attempt, c.task_type, "claimed", c.matchup, c.task.lane)
+        )
     _route(store, report, to_route, deployment, settings)
     return report
 
@@ -174,12 +200,13 @@ def reconcile(
 def claim(store: TaskStore, limit: int, *, source: str) -> list[Launch]:
     """Claim and launch one run each (run mode), without reconciling: for tools and tests."""
     return [
-        launch_for(c.task.task_id, c.task_type, c.task.attempt, "claimed", c.matchup)
+        launch_for(c.task.task_id, c.task_type, c.task.attempt, "claimed", c.matchup, c.task.lane)
         for c in store.claim_ready(limit, source=source)
     ]
 
 
-Route = tuple[str, int, TaskType, str, str | None]  # (task id, attempt, type, why, matchup)
+# (task id, attempt, type, why, matchup, lane)
+Route = tuple[str, int, TaskType, str, str | None, str]
 
 
 def _route(
@@ -191,12 +218,12 @@ def _route(
 ) -> None:
     """Run-mode launches become runs; pool-mode ones go to pools (new pools when short)."""
     pooled: list[tuple[str, int]] = []
-    for task_id, attempt, ttype, why, matchup in items:
+    for task_id, attempt, ttype, why, matchup, lane in items:
         report.partitions.append(task_id)
         if ttype.mode(settings.default_mode) == "pool" and deployment.id:
             pooled.append((task_id, attempt))
         else:
-            report.launches.append(launch_for(task_id, ttype, attempt, why, matchup))
+            report.launches.append(launch_for(task_id, ttype, attempt, why, matchup, lane))
     if pooled:
         assigned, new_pools = store.assign_to_pools(
             deployment.id,
@@ -298,6 +325,7 @@ def _reconcile(
                 types[row["task_type"]],
                 "given back by its pool",
                 row["matchup"],
+                row.get("lane") or LIVE,
             )
         )
     for row, why, run in lost:
@@ -371,7 +399,16 @@ def _relaunch_or_fail(
     try:
         if attempt < ttype.max_attempts:
             task = store.relaunch(task_id, attempt, why, source=source, deployment=deployment.id)
-            to_route.append((task_id, task.attempt, ttype, f"re-launch: {why}", row.get("matchup")))
+            to_route.append(
+                (
+                    task_id,
+                    task.attempt,
+                    ttype,
+                    f"re-launch: {why}",
+                    row.get("matchup"),
+                    row.get("lane") or LIVE,
+                )
+            )
             report.relaunched.append((task_id, task.attempt, why))
             outcome = f"task re-launched as attempt {task.attempt}"
         else:

@@ -49,6 +49,10 @@ def key_problem(key: object) -> str | None:
 RUNNER_MODES = ("run", "pool")
 RUNNER_SERVICE = "runner"
 TASK_SERVICE = "task"  # the service name of the task's own lifecycle rows in task_states
+# The claim's lanes (sql/0015): live work first, backfill work with what is left.
+LIVE = "live"
+BACKFILL = "backfill"
+LANES = (LIVE, BACKFILL)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,11 @@ class Task:
     updated_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    lane: str = LIVE  # LIVE, or BACKFILL: a game already final when it was ingested
+
+    @property
+    def backfill(self) -> bool:
+        return self.lane == BACKFILL
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:
@@ -146,6 +155,7 @@ class Task:
             updated_at=get("updated_at"),
             started_at=get("started_at"),
             finished_at=get("finished_at"),
+            lane=get("lane") or LIVE,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from otf_dagster import handlers
-from otf_dagster.core import hosting, urls
+from otf_dagster.core import hosting, pace, urls
 from otf_dagster.core.models import EventRecord, Task, TaskState, TaskType
 from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.exceptions import (
@@ -153,6 +153,7 @@ class TaskRunner:
         read_type: Callable[[str], TaskType] | None = None,
         db_retry_seconds: float = 2.0,
         db_retry_limit: int = 150,
+        backfill_rps: float | None = None,
     ) -> None:
         self.store = store
         self.task_id = task_id
@@ -170,6 +171,11 @@ class TaskRunner:
         self.cp = Checkpoint()
         self.events_written = 0
         self.due: datetime | None = None  # when the next poll is meant to start
+        # A backfill task's polls keep the backfill's pace (core/pace.py): OTF_BACKFILL_RPS
+        # unless given; the slot reserved for the next poll, once it had to wait for one.
+        self.backfill_rps = backfill_rps
+        self._pace: pace.Pace | None = None
+        self._slot_at: datetime | None = None
 
     # --- database calls that survive a restarting server ----------------------------------
 
@@ -208,10 +214,19 @@ class TaskRunner:
         )
         self.task = task
         self.cp = Checkpoint.load(task.checkpoint)  # always the last COMMITTED checkpoint
-        # The first poll is due at the task's scheduled time; a resumed attempt's, at the last
-        # sign of life of the runner before it (so its lateness shows the gap).
-        self.due = task.scheduled_at if self.cp.polls == 0 else (task.heartbeat_at or self.due)
+        # The first poll is due at the task's scheduled time (a backfill task's: when it was
+        # claimed, its game is long over); a resumed attempt's, at the last sign of life of the
+        # runner before it (so its lateness shows the gap).
+        self.due = self._clock_start() if self.cp.polls == 0 else (task.heartbeat_at or self.due)
         return task
+
+    def _clock_start(self) -> datetime:
+        """What the deadline and the first poll count from: the scheduled time, or for a
+        backfill task (scheduled at a past game's start) when this attempt started."""
+        assert self.task is not None
+        if self.task.backfill and self.task.started_at is not None:
+            return self.task.started_at
+        return self.task.scheduled_at
 
     def fenced_out(self, reason: str) -> RunOutcome:
         return RunOutcome(
@@ -231,7 +246,10 @@ class TaskRunner:
             self.clock.sleep(step)
             remaining -= step
             if remaining > 0 and self.seconds_to_deadline() > 0:
-                self._db("heartbeat", lambda: self.store.heartbeat(self.task_id, self.attempt))
+                self._db(
+                    "heartbeat",
+                    lambda: self.store.heartbeat(self.task_id, self.attempt, self.run_id),
+                )
         return None
 
     # --- one poll --------------------------------------------------------------------------
@@ -239,17 +257,18 @@ class TaskRunner:
     def seconds_to_deadline(self) -> float:
         if self.task is None or self.task_type is None:
             return float("inf")
-        end = self.task.scheduled_at + timedelta(seconds=self.task_type.deadline_seconds)
+        end = self._clock_start() + timedelta(seconds=self.task_type.deadline_seconds)
         return (end - self.clock.now()).total_seconds()
 
     def past_deadline(self) -> bool:
         return self.seconds_to_deadline() <= 0
 
     def _deadline_reason(self) -> str:
-        assert self.task_type is not None
+        assert self.task_type is not None and self.task is not None
+        since = "it started (backfill)" if self.task.backfill else "its scheduled time"
         return (
-            f"deadline: not done {self.task_type.deadline_seconds}s after its scheduled time "
-            f"({self.task.scheduled_at.isoformat() if self.task else '?'})"
+            f"deadline: not done {self.task_type.deadline_seconds}s after {since} "
+            f"({self._clock_start().isoformat()})"
         )
 
     def _current_type(self) -> TaskType | None:
@@ -277,6 +296,10 @@ class TaskRunner:
             )
         if self.past_deadline():
             return Step(None, self._end(TaskState.FAILED, self._deadline_reason()))
+        if self.task.backfill:
+            wait = self._wait_for_slot(ttype, now)
+            if wait > 0:  # not yet: polled at its slot (the loop or the pool waits, heartbeating)
+                return Step(None, None, wait)
 
         cp = replace(self.cp, polls=self.cp.polls + 1)
         url = None
@@ -350,6 +373,28 @@ class TaskRunner:
                 ),
             )
         return Step(report, None, self._next_delay(result))
+
+    def _wait_for_slot(self, ttype: TaskType, now: datetime) -> float:
+        """Seconds until this backfill poll's slot of the pace (0: poll now). The slot is
+        reserved once and kept across the wait; a type whose URL cannot be made is left to
+        the poll, which reports why."""
+        if self._slot_at is None:
+            try:
+                url, _ = self._client_for(ttype, handlers.get(ttype.handler))
+            except (ConfigError, InvalidTaskType, PollError):
+                return 0.0
+            if self._pace is None:
+                self._pace = pace.Pace(self.store, self.backfill_rps or pace.configured_rps())
+            wait = self._db("reserve a backfill slot", lambda: self._pace.reserve(url))
+            if wait <= 0:
+                return 0.0
+            self._slot_at = now + timedelta(seconds=wait)
+        left = (self._slot_at - now).total_seconds()
+        if left <= pace.NOW_SECONDS:
+            self._slot_at = None
+            return 0.0
+        self.due = self._slot_at
+        return left
 
     def _client_for(self, ttype: TaskType, handler: handlers.Handler) -> tuple[str, PollClient]:
         assert self.task is not None

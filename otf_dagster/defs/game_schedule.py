@@ -1,11 +1,17 @@
 """The game schedule: one partition per followed league's day (day x league), each
-materialization ingests that league's day from its feed as scheduled box-score tasks."""
+materialization ingests that league's day from its feed as scheduled box-score tasks.
+
+A Dagster backfill of it over past days is how a season is caught up: one run per day and
+league (one scoreboard request, at the backfill's pace); the games already final become
+backfill tasks, claimed after live work. A day the feed cannot list fails its own partition
+with the reason; the backfill's other runs go on."""
 
 from datetime import date
 
 import dagster as dg
 
-from otf_dagster.core.ingest import ensure_task_types, ingest_day
+from otf_dagster.core.ingest import DayUnavailable, ensure_task_types, ingest_day, is_past
+from otf_dagster.core.pace import Pace, configured_rps
 from otf_dagster.defs.partitions import DAY_DIMENSION, LEAGUE_DIMENSION
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 
@@ -30,16 +36,27 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
         keys = context.partition_key.keys_by_dimension
         day = date.fromisoformat(keys[DAY_DIMENSION])
         league = feeds.league_registry().get(keys[LEAGUE_DIMENSION])
-        provider = feeds.provider_for_league(league)
+        backfill = is_past(day, timezone)
         task_type = feeds.schedule_task_type(league)
         with task_store.open("otf-game-schedule") as store:
+            # A past day (a backfill's) asks the feed at the backfill's pace.
+            pace = Pace(store, configured_rps()) if backfill else None
+            provider = feeds.provider_for_league(league, pace)
             if provider.name == "espn":
                 created = ensure_task_types(store, league.task_type_specs())
                 if created:
                     context.log.info(
                         "created task types %s for %s", ", ".join(created), league.name
                     )
-            report = ingest_day(store, provider, day, task_type=task_type, tz=timezone)
+            try:
+                report = ingest_day(store, provider, day, task_type=task_type, tz=timezone)
+            except DayUnavailable as exc:
+                # This partition fails with the reason; a backfill goes on with the others.
+                raise dg.Failure(
+                    description=str(exc),
+                    metadata={"league": league.alias, "day": day.isoformat()},
+                    allow_retries=False,
+                ) from None
         import pandas as pd  # here, not at import: runner processes never need it (~45 MB)
 
         frame = pd.DataFrame(
@@ -57,10 +74,11 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
             columns=["game_id", "start (UTC)", "away", "home", "status", "task"],
         )
         context.log.info(
-            "%s %s: %d games; %s",
+            "%s %s: %d games (%d already final: backfill); %s",
             league.name,
             day,
             len(frame),
+            len(report.backfill),
             {k: int(v) for k, v in frame["task"].value_counts().items()},
         )
         warnings = list(getattr(provider, "warnings", []))
@@ -78,6 +96,7 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
                 "created": report.count("created"),
                 "moved": report.count("moved"),
                 "cancelled": report.count("cancelled"),
+                "backfill": len(report.backfill),
                 "task_type": task_type,
                 "provider": provider.name,
                 "league": league.alias,

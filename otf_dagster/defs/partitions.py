@@ -41,9 +41,11 @@ def schedule_start_date(timezone: str = DEFAULT_TIMEZONE) -> str:
 
 
 def game_day_partitions(timezone: str = DEFAULT_TIMEZONE) -> dg.DailyPartitionsDefinition:
-    # end_offset=1: today is a partition already (the schedule ingests the day it runs on).
+    # end_offset=2: today and tomorrow are partitions already. The schedule ingests the day it
+    # runs on; both feeds publish tomorrow's slate a day ahead, so it can be ingested early, and
+    # a game whose tip-off falls just after midnight (Eastern) is listed under tomorrow.
     return dg.DailyPartitionsDefinition(
-        start_date=schedule_start_date(timezone), timezone=timezone, end_offset=1
+        start_date=schedule_start_date(timezone), timezone=timezone, end_offset=2
     )
 
 

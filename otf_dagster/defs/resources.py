@@ -9,11 +9,13 @@ import dagster as dg
 from pydantic import Field
 
 from otf_dagster.config import libpq_url
+from otf_dagster.core.pace import Pace, PacedClient
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
+from otf_dagster.feeds.http import FeedClient
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues, load_leagues
-from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
+from otf_dagster.feeds.providers import DEFAULT_BASE_URLS, DEFAULT_NBA_PROVIDER, schedule_feed
 from otf_dagster.handlers.clients import Clients
 
 
@@ -64,37 +66,34 @@ class FeedResource(dg.ConfigurableResource):
     def league_registry(self) -> Leagues:
         return load_leagues(self.leagues_file or None)
 
-    def provider_for(self, name: str | None = None, league: League | str | None = None) -> Provider:
+    def provider_for(
+        self, name: str | None = None, league: League | str | None = None, pace: Pace | None = None
+    ) -> Provider:
+        """A provider of ``name`` for ``league``; with ``pace``, every request waits for its
+        slot of the backfill's pace (a past day's ingest)."""
         name = name or self.provider
         if name not in PROVIDERS:
             raise ConfigError(
                 f"unknown feed provider {name!r} (OTF_FEED_PROVIDER); use one of {', '.join(PROVIDERS)}"
             )
-        return make_provider(
-            name,
-            self.base_url or None,
-            league=self.league_registry().get(league) if league is not None else None,
-            timeout=(self.connect_timeout, self.read_timeout),
-        )
+        the_league = self.league_registry().get(league) if league is not None else None
+        timeout = (self.connect_timeout, self.read_timeout)
+        if pace is None:
+            return make_provider(name, self.base_url or None, league=the_league, timeout=timeout)
+        client = FeedClient(self.base_url or DEFAULT_BASE_URLS[name], timeout=timeout)
+        return make_provider(name, client=PacedClient(client, pace), league=the_league)
 
     def clients(self) -> Clients:
         """HTTP clients for a runner: one session per base URL, with these timeouts."""
         return Clients(timeout=(self.connect_timeout, self.read_timeout))
 
     def _provider_name(self, league: League) -> str:
-        return (
-            self.provider if league.pair == default_leagues().get(DEFAULT_LEAGUE).pair else "espn"
-        )
+        return schedule_feed(self.provider, league)[0]
 
-    def provider_for_league(self, league: League) -> Provider:
+    def provider_for_league(self, league: League, pace: Pace | None = None) -> Provider:
         """The league's schedule feed: ``provider`` for the NBA, ESPN for the others."""
-        return self.provider_for(self._provider_name(league), league)
+        return self.provider_for(self._provider_name(league), league, pace)
 
     def schedule_task_type(self, league: League | None = None) -> str:
         """The box-score task type a league's games become (the NBA's by default)."""
-        league = league or default_leagues().get(DEFAULT_LEAGUE)
-        return (
-            "NBA_GAME_BOXSCORE"
-            if self._provider_name(league) == "nba_cdn"
-            else league.boxscore_type
-        )
+        return schedule_feed(self.provider, league or default_leagues().get(DEFAULT_LEAGUE))[1]

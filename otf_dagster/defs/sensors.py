@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -11,6 +12,7 @@ from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.jobs import task_runner_job
 from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.pools import RUNNER_POOL_JOB, pool_run_config, runner_pool_job
+from otf_dagster.defs.relay import relay_job, relay_requests
 from otf_dagster.defs.resources import TaskStoreResource
 
 DEFAULT_INTERVAL_SECONDS = 15
@@ -66,7 +68,10 @@ def cancel_stale_runs(instance: dg.DagsterInstance, stale_runs: list[tuple[str, 
 
 
 def _result(
-    report: manager.TickReport, context: dg.SensorEvaluationContext, what: str
+    report: manager.TickReport,
+    context: dg.SensorEvaluationContext,
+    what: str,
+    extra: Sequence[dg.RunRequest] = (),
 ) -> dg.SensorResult:
     for task_id, reason in report.failed:
         context.log.warning("task %s FAILED: %s", task_id, reason)
@@ -83,6 +88,12 @@ def _result(
         more = f" and {len(claimed) - 20} more" if len(claimed) > 20 else ""
         context.log.info("claimed %d task(s): %s%s", len(claimed), ", ".join(claimed[:20]), more)
     pooled = sum(len(v) for v in report.assigned.values())
+    if report.claimed_backfill:
+        context.log.info(
+            "of the %d claimed, %d are backfill (games already final), after live work",
+            report.claimed,
+            report.claimed_backfill,
+        )
     if report.claimed > len(claimed):
         context.log.info("claimed %d task(s) for runner pools", report.claimed - len(claimed))
     if report.launches:
@@ -110,6 +121,9 @@ def _result(
         )
         for pool in report.pool_launches
     ]
+    if extra:
+        context.log.info("launching the delivery relay run")
+        requests.extend(extra)
     if not requests and not report.partitions:
         why = f"{what}: no ready tasks" + (
             f"; {len(report.failed)} failed" if report.failed else ""
@@ -131,7 +145,7 @@ def build_task_manager(
 
     @dg.sensor(
         name="task_manager",
-        jobs=[task_runner_job, runner_pool_job],
+        jobs=[task_runner_job, runner_pool_job, relay_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -152,7 +166,9 @@ def build_task_manager(
                 settings=settings,
             )
             cancel_stale_runs(context.instance, report.stale_runs)
-        return _result(report, context, "task_manager")
+            relay_launch, silent_relays = relay_requests(context.instance, store)
+            cancel_stale_runs(context.instance, silent_relays)
+        return _result(report, context, "task_manager", relay_launch)
 
     return task_manager
 

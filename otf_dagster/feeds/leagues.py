@@ -9,6 +9,7 @@ task types and the simulator read one place.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -423,13 +424,34 @@ def default_leagues() -> Leagues:
     return _merge([(path, _read(path))])
 
 
+# A user file's leagues by its path: (the file's stamp when read, them). Runners load the leagues
+# on every poll; the file is parsed again only when it changed.
+_USER_FILES: dict[str, tuple[tuple[int, int, int], Leagues]] = {}
+_USER_FILES_LOCK = threading.Lock()
+
+
 def load_leagues(user_file: str | Path | None = None) -> Leagues:
-    """The packaged leagues, plus (replacing lines of the same alias) those of ``user_file``."""
+    """The packaged leagues, plus (replacing lines of the same alias) those of ``user_file``;
+    read again only when the file changed (its modification time, size or inode)."""
     if not user_file:
         return default_leagues()
-    packaged = packaged_file()
     user = Path(user_file)
-    return _merge([(packaged, _read(packaged)), (user, _read(user))])
+    try:
+        st = user.stat()
+    except OSError:
+        st = None  # missing or unreadable: _read says so in one line
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino) if st is not None else None
+    key = str(user.absolute())
+    with _USER_FILES_LOCK:
+        cached = _USER_FILES.get(key)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return cached[1]
+    packaged = packaged_file()
+    leagues = _merge([(packaged, _read(packaged)), (user, _read(user))])
+    if stamp is not None:
+        with _USER_FILES_LOCK:
+            _USER_FILES[key] = (stamp, leagues)
+    return leagues
 
 
 def league(value: str | League | None = None) -> League:

@@ -120,6 +120,18 @@ class NbaCdnProvider:
         return doc
 
 
+def scoreboard_limit(limit: Any) -> int:
+    """``limit`` for ESPN's scoreboard, checked: a whole number from 1 to ``MAX_LIMIT`` (ESPN
+    cuts a larger one to 25 events, silently); ConfigError naming the value otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(
+            f"ESPN scoreboard limit {limit!r} is not a whole number from 1 to {MAX_LIMIT} (ESPN "
+            f"cuts a larger one to {CAPPED_EVENTS} events); ask for at most {MAX_LIMIT} and list "
+            "the league's groups in leagues.yaml for more games"
+        )
+    return limit
+
+
 class EspnProvider:
     """site.api.espn.com: one league's day scoreboard and per-event summaries."""
 
@@ -131,11 +143,14 @@ class EspnProvider:
         league: League,
         headers: dict[str, str] | None = None,
         leagues: Leagues | None = None,
+        *,
+        limit: int = MAX_LIMIT,
     ) -> None:
         self.client = client
         self.league = league
         self.headers = headers or {}
         self.leagues = leagues or default_leagues()
+        self.limit = scoreboard_limit(limit)
         self.warnings: list[str] = []
 
     def _json(self, url: str, league: League) -> Any:
@@ -147,10 +162,9 @@ class EspnProvider:
         more, ESPN cuts that to 25), merged and de-duplicated by event id."""
         queries: list[dict[str, Any]] = [{"dates": day.strftime("%Y%m%d")}]
         if self.league.groups:
-            queries = [{**queries[0], "groups": g, "limit": MAX_LIMIT} for g in self.league.groups]
+            queries = [{**queries[0], "groups": g, "limit": self.limit} for g in self.league.groups]
         out: dict[str, ScheduleEntry] = {}
         for query in queries:
-            assert int(query.get("limit", 0)) <= MAX_LIMIT
             url = self.client.url_for(self.league.scoreboard_path, query)
             doc = self._json(url, self.league)
             entries = _parsed(url, lambda doc=doc: espn.parse_espn_scoreboard(doc, self.league))
@@ -225,6 +239,14 @@ class EspnProvider:
         return boxes[game_id]
 
 
+def schedule_feed(nba_provider: str, league: League) -> tuple[str, str]:
+    """(the feed a league's schedule is read from, the box-score task type its games become):
+    ``nba_provider`` for the NBA (its CDN's games are NBA_GAME_BOXSCORE tasks), ESPN for the
+    other leagues."""
+    name = nba_provider if league.pair == default_leagues().get(DEFAULT_LEAGUE).pair else "espn"
+    return name, ("NBA_GAME_BOXSCORE" if name == "nba_cdn" else league.boxscore_type)
+
+
 _CLASSES: dict[str, type[NbaCdnProvider] | type[EspnProvider]] = {
     "nba_cdn": NbaCdnProvider,
     "espn": EspnProvider,
@@ -258,7 +280,12 @@ def make_provider(
     elif base_url or client_kwargs:
         raise ConfigError("make_provider: give either client= or base_url/client options, not both")
     if name == "nba_cdn":
-        merged: dict[str, str | None] = {**registry.headers_for(name, the_league), **(headers or {})}
-        return NbaCdnProvider(client, the_league, {k: v for k, v in merged.items() if v is not None})
+        merged: dict[str, str | None] = {
+            **registry.headers_for(name, the_league),
+            **(headers or {}),
+        }
+        return NbaCdnProvider(
+            client, the_league, {k: v for k, v in merged.items() if v is not None}
+        )
     extra = {k: v for k, v in (headers or {}).items() if v is not None}
     return EspnProvider(client, the_league, extra, registry)

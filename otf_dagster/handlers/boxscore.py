@@ -7,6 +7,11 @@ the feed corrected since the parent task's last snapshot. The handler's state is
 snapshot (``BoxScore.to_dict()``): a resumed runner diffs against exactly what was committed,
 so the event stream of an interrupted game equals that of an uninterrupted one.
 
+A game already final when it was ingested (a backfill task, ``Task.lane``) is polled once: its
+first poll diffs the final box score against an empty one, so it writes the game's final
+state and every event the feed still gives (periods, scores, the sport's plays), then ends
+FINISHED, with no confirmation after it.
+
 A suspended game (ESPN's "post" that is not final) is not done: the runner goes on polling,
 slowly, until the game resumes and ends, or the type's deadline passes (a league whose games
 resume another day wants a deadline that long).
@@ -33,8 +38,7 @@ from otf_dagster.handlers.base import (
     PollResult,
     param_number,
 )
-from otf_dagster.handlers.http_json import _check_header as check_header
-from otf_dagster.handlers.http_json import _headers as expand_headers
+from otf_dagster.handlers.headers import check_header, expand_headers
 from otf_dagster.views.tables import score_table
 
 ENDED = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)
@@ -140,7 +144,14 @@ class BoxScoreHandler:
                 "polls": ctx.polls,
             }
             follow = ctx.task_type.params.get("follow_up_type")
-            if self.mode == "boxscore" and follow and snapshot.status == GameStatus.FINAL:
+            # A backfilled game was final long before it was polled: the feed has made its
+            # corrections, and a confirmation would only double the backfill's requests.
+            if (
+                self.mode == "boxscore"
+                and follow
+                and snapshot.status == GameStatus.FINAL
+                and not ctx.task.backfill
+            ):
                 delay = float(ctx.task_type.params.get("follow_up_delay_seconds", 600))
                 result.follow_ups.append(
                     FollowUp(follow, ctx.task.external_key, ctx.now + timedelta(seconds=delay))

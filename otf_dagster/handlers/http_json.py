@@ -19,22 +19,19 @@ expression and the parser's message.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from otf_dagster.core.models import TaskType
-from otf_dagster.exceptions import InvalidTaskType, PollError
+from otf_dagster.exceptions import InvalidTaskType
 from otf_dagster.handlers.base import Event, Outcome, PollContext, PollResult
 from otf_dagster.handlers.expressions import compile_checked, search, storable, truthy
+from otf_dagster.handlers.headers import check_header, expand_headers
 
 PARAMS = ("done_when", "fail_when", "track", "headers")
 CHANGED = "changed"
 _TRACK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")  # an HTTP token
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CREDENTIAL = re.compile(r"auth|token|key|secret|cookie|password", re.IGNORECASE)
 MAX_TRACKED = 100
 
 
@@ -82,14 +79,14 @@ class HttpJsonHandler:
                 f"{label}: params.headers must map names to values, got {headers!r}"
             )
         for header, value in headers.items():
-            _check_header(header, value, label)
+            check_header(header, value, label)
 
     def references(self, tt: TaskType) -> list[str]:
         return []
 
     def poll(self, ctx: PollContext) -> PollResult:
         params = ctx.task_type.params
-        doc = ctx.client.get_json(ctx.url, headers=_headers(params.get("headers") or {}))
+        doc = ctx.client.get_json(ctx.url, headers=expand_headers(params.get("headers") or {}))
         track = params.get("track") or {}
         values = {  # in name order: the stored params (jsonb) keep no order of their own
             name: storable(search(track[name], doc, f"params.track.{name}"), f"params.track.{name}")
@@ -114,48 +111,6 @@ class HttpJsonHandler:
             result.detail = {"tracked": values, "polls": ctx.polls}
         result.display["done"] = result.outcome == Outcome.DONE
         return result
-
-
-def _check_header(header: Any, value: Any, label: str) -> None:
-    if not isinstance(header, str) or not _HEADER_NAME.match(header):
-        raise InvalidTaskType(f"{label}: params.headers name {header!r} is not an HTTP header name")
-    if not isinstance(value, str) or "\n" in value or "\r" in value or len(value) > 4000:
-        raise InvalidTaskType(
-            f"{label}: params.headers.{header} must be one line of text, got {str(value)[:40]!r}"
-        )
-    names = _ENV_REF.findall(value)
-    if _CREDENTIAL.search(header) and not names:
-        raise InvalidTaskType(
-            f"{label}: params.headers.{header} looks like a credential: write it as "
-            f"'${{ENV_VAR}}' (e.g. 'Bearer ${{API_TOKEN}}') so the secret stays in the "
-            "environment and is never stored"
-        )
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        raise InvalidTaskType(
-            f"{label}: params.headers.{header} names environment variable(s) "
-            f"{', '.join(missing)}, which are not set here; export them (the runners need them "
-            "too) and apply again"
-        )
-
-
-def _headers(spec: Mapping[str, str]) -> dict[str, str] | None:
-    if not spec:
-        return None
-    out = {}
-    for header, value in spec.items():
-
-        def env(m: re.Match[str], header: str = header) -> str:
-            found = os.environ.get(m.group(1))
-            if not found:
-                raise PollError(
-                    f"params.headers.{header} names ${{{m.group(1)}}}, which is not set in this "
-                    "runner's environment; export it where the runners run"
-                )
-            return found
-
-        out[header] = _ENV_REF.sub(env, value)
-    return out
 
 
 def _display(values: dict[str, Any]) -> dict[str, Any]:

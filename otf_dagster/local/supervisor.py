@@ -41,6 +41,7 @@ class Part:
     name: str
     argv: list[str]
     restart: bool  # restart it when it dies (up to Supervisor.max_restarts), else end the session
+    env: dict[str, str] = field(default_factory=dict)  # on top of the session's (its secrets)
     proc: subprocess.Popen | None = None
     restarts: int = 0
     groups: list[int] = field(default_factory=list)  # every process group it has had
@@ -53,10 +54,11 @@ class Part:
 @dataclass
 class External:
     """A process the session depends on but did not spawn as a part (the embedded
-    PostgreSQL, daemonized by pg_ctl): watched, never restarted."""
+    PostgreSQL, daemonized by pg_ctl; the embedded nats-server): watched, never restarted."""
 
     name: str
     alive: Callable[[], bool]
+    stop: Callable[[], bool] | None = None  # stopped after the parts, before the sweep
 
 
 class PartDied(Exception):
@@ -87,7 +89,7 @@ class Supervisor:
         try:
             part.proc = subprocess.Popen(
                 part.argv,
-                env=self.env,
+                env={**self.env, **part.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -98,8 +100,11 @@ class Supervisor:
         part.groups.append(part.proc.pid)  # a session leader's group id is its pid
         self._remember(part.proc.pid)
 
-    def start(self, name: str, argv: list[str], *, restart: bool) -> Part:
-        part = Part(name=name, argv=argv, restart=restart)
+    def start(
+        self, name: str, argv: list[str], *, restart: bool, env: dict[str, str] | None = None
+    ) -> Part:
+        """Start a part; ``env`` is added to the session's for this part alone."""
+        part = Part(name=name, argv=argv, restart=restart, env=dict(env or {}))
         self._spawn(part)
         self.parts.append(part)
         return part
@@ -204,11 +209,21 @@ class Supervisor:
         self.say(f"stopped {part.name}{extra}")
 
     def stop(self) -> list[psutil.Process]:
-        """Stop every part, last started first, one line each; then sweep and check: the
-        processes still alive (none, or something is wrong)."""
+        """Stop every part, last started first, then the externals that can be stopped, one
+        line each; then sweep and check: the processes still alive (none, or something is
+        wrong)."""
         for part in reversed(self.parts):
             self._stop_one(part)
         self.parts.clear()
+        for ext in reversed(self.externals):
+            if ext.stop is None:
+                continue
+            try:
+                ran = ext.stop()
+            except Exception as exc:  # noqa: BLE001 - the sweep still gets it
+                self.say(f"stopping {ext.name}: {type(exc).__name__}; swept below")
+                continue
+            self.say(f"stopped {ext.name}" if ran else f"{ext.name} had already stopped")
         return self.sweep()
 
     def sweep(self) -> list[psutil.Process]:

@@ -52,7 +52,7 @@ NBA_LIVE_PREFIX = "/static/json/liveData/"
 NBA_REFERER = "https://www.nba.com"
 NBA_REFUSED = (
     b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n \n"
-    b"You don't have permission to access \"%s\" on this server.<P>\n"
+    b'You don\'t have permission to access "%s" on this server.<P>\n'
     b"Reference&#32;&#35;18&#46;otf&#46;simulator\n</BODY>\n</HTML>\n"
 )
 NBA_404 = (

@@ -79,7 +79,9 @@ def test_a_day_of_games_becomes_tasks_idempotently(store, default_types, espn_da
     assert report.outcomes["401810724"] == "moved"
     assert report.outcomes["401810725"] == "cancelled"
     assert report.outcomes["401810726"] == "cancelled"
-    assert report.outcomes["401810727"] == "skipped: final"
+    # already a live task: a final listing leaves it (and its lane) alone; its runner sees the end
+    assert report.outcomes["401810727"] == "unchanged" and report.backfill == set()
+    assert by_key(store)["401810727"].lane == "live"
     tasks = by_key(store)
     assert tasks["401810724"].scheduled_at.isoformat() == "2026-03-01T22:00:00+00:00"
     assert (

@@ -10,13 +10,19 @@ def test_definitions_load_with_every_part():
     d = defs()
     assert isinstance(d, dg.Definitions)
     repo = d.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs()} >= {TASK_RUNNER_JOB, "game_schedule_job"}
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        TASK_RUNNER_JOB,
+        "game_schedule_job",
+        "history_prune",
+    }
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {"task_manager", "runner_failure_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
-    [schedule] = repo.schedule_defs
-    assert schedule.execution_timezone == "America/New_York"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert set(schedules) == {"daily_game_schedule", "daily_history_prune"}
+    for schedule in schedules.values():
+        assert schedule.execution_timezone == "America/New_York"
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     runner = repo.get_job(TASK_RUNNER_JOB)
     assert runner.executor_def.name == "in_process"  # a killed run leaves no step process polling
     assert runner.partitions_def.name == "tasks"
@@ -26,7 +32,7 @@ def test_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("OTF_SCHEDULE_TIMEZONE", "Europe/Paris")
     monkeypatch.setenv("OTF_SENSOR_INTERVAL_SECONDS", "7")
     repo = defs().get_repository_def()
-    assert repo.schedule_defs[0].execution_timezone == "Europe/Paris"
+    assert {s.execution_timezone for s in repo.schedule_defs} == {"Europe/Paris"}
     assert {s.name: s.minimum_interval_seconds for s in repo.sensor_defs}["task_manager"] == 7
 
 

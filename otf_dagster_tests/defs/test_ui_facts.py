@@ -20,7 +20,10 @@ def test_game_days_start_a_few_days_back_unless_configured(monkeypatch):
     days = game_day_partitions("America/New_York")
     today = datetime.now(ZoneInfo("America/New_York")).date()
     keys = days.get_partition_keys()
-    assert keys[0] == (today - timedelta(days=3)).isoformat() and keys[-1] == today.isoformat()
+    assert (
+        keys[0] == (today - timedelta(days=3)).isoformat()
+        and keys[-1] == (today + timedelta(days=1)).isoformat()
+    )
     monkeypatch.setenv("OTF_SCHEDULE_START_DATE", "2026-10-21")
     assert game_day_partitions().get_partition_keys()[0] == "2026-10-21"
     monkeypatch.setenv("OTF_SCHEDULE_START_DATE", "last tuesday")
@@ -54,5 +57,9 @@ def test_the_ingestion_log_prints_plain_numbers(store, db_url, capfd):
         day: date = sim.today()
         key = f"{day.isoformat()}|nba"
         assert job.execute_in_process(instance=instance, partition_key=key).success
-    line = next(x for x in capfd.readouterr().err.splitlines() if "2 games;" in x)
+    line = next(
+        x
+        for x in capfd.readouterr().err.splitlines()
+        if "2 games (0 already final: backfill);" in x
+    )
     assert line.endswith("{'created': 2}") and "np." not in line

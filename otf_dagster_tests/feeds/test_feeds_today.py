@@ -19,10 +19,10 @@ import pytest
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.defs.resources import FeedResource
-from otf_dagster.exceptions import FeedRefused, RetriableFeedError, UnknownGame
+from otf_dagster.exceptions import ConfigError, FeedRefused, RetriableFeedError, UnknownGame
 from otf_dagster.feeds import make_provider
 from otf_dagster.feeds.leagues import default_leagues, load_leagues
-from otf_dagster.feeds.providers import MAX_LIMIT
+from otf_dagster.feeds.providers import MAX_LIMIT, EspnProvider
 from otf_dagster.simulator import Simulator
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types, load
 
@@ -246,6 +246,18 @@ def test_college_basketball_asks_for_division_one_by_default(college: Recorder) 
     [(_, query, _)] = college.seen
     assert query["groups"] == ["50"] and query["dates"] == [DAY.strftime("%Y%m%d")]
     assert all(limit <= MAX_LIMIT for limit in _limits(college))
+
+
+@pytest.mark.parametrize("limit", [501, 0, "500", True])
+def test_a_scoreboard_limit_espn_would_cut_is_refused_in_one_line(college: Recorder, limit):
+    client = make_provider("espn", base_url=college.base_url, league="ncaam").client
+    with pytest.raises(ConfigError) as refused:
+        EspnProvider(client, default_leagues().get("ncaam"), limit=limit)
+    message = str(refused.value)
+    assert "\n" not in message and repr(limit) in message and "at most 500" in message
+    college.answer.slug = "mens-college-basketball"
+    EspnProvider(client, default_leagues().get("ncaam"), limit=40).schedule(DAY)
+    assert _limits(college) == [40]  # what it asks for is the checked limit
 
 
 def test_two_football_divisions_are_merged_and_de_duplicated(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from otf_dagster.core.task_types import validate
@@ -122,3 +124,26 @@ def test_a_bad_user_file_is_refused_naming_the_value(tmp_path, text: str, words:
 def test_a_missing_user_file_names_the_setting(tmp_path) -> None:
     with pytest.raises(ConfigError, match="OTF_LEAGUES_FILE"):
         load_leagues(tmp_path / "nope.yaml")
+
+
+def test_a_user_file_is_read_again_only_when_it_changed(tmp_path) -> None:
+    """Runners load the leagues on every poll: the file is parsed once per version of it (its
+    modification time, size or inode), and an edit applies at the next load."""
+    path = tmp_path / "mine.yaml"
+    line = (
+        "leagues:\n  - {alias: nfl, path: football/nfl, name: National Football League,"
+        " poll_interval_seconds: %d}\n"
+    )
+    path.write_text(line % 5)
+    first = load_leagues(path)
+    assert load_leagues(path) is first  # not parsed again
+    assert load_leagues(str(path)) is first
+    path.write_text(line % 7)  # the same size: the modification time tells
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    edited = load_leagues(path)
+    assert edited is not first and edited.get("nfl").poll_interval_seconds == 7.0
+    assert load_leagues(path) is edited
+    path.unlink()
+    with pytest.raises(ConfigError, match="OTF_LEAGUES_FILE"):
+        load_leagues(path)  # a file gone is said, not served from the cache

@@ -1,7 +1,7 @@
 """A runner's writes: one poll's checkpoint, heartbeat, events, follow-ups and end, together.
 
 Functions here run inside the caller's transaction; ``record_poll`` is all-or-nothing for one
-task's poll, fenced by (STARTED, attempt) and idempotent through the checkpoint's ``next_seq``.
+task's poll, fenced by (STARTED, attempt, runner) and idempotent through the checkpoint's ``next_seq``.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def record_poll(
             expected_seq is not None
             and cur is not None
             and cur["attempt"] == attempt
+            and cur["run_id"] == run_id
             and cur["checkpoint"] == checkpoint
         ):
             return TaskState(cur["state"]) if finish is not None else None  # already applied
-        raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt)
+        raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt, run_id)
     if poll_record is not None:
         pollstats.log_poll(
             c,

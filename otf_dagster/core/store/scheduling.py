@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from otf_dagster.core import urls
-from otf_dagster.core.models import TASK_SERVICE, TaskState, key_problem
+from otf_dagster.core.models import LANES, TASK_SERVICE, TaskState, key_problem
 from otf_dagster.core.store import task_types
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
@@ -65,9 +65,13 @@ def schedule_in(
     *,
     parent_task_id: str | None,
     source: str,
+    lane: str | None = None,
 ) -> list[tuple[str, str]]:
     """Schedule ``items`` of one type in the caller's transaction: (task_id, outcome) each,
-    outcome 'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
+    outcome 'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'.
+    A new task goes to ``lane`` (None: its parent's, else live); an existing one keeps its."""
+    if lane is not None and lane not in LANES:
+        raise StoreError(f"lane {shown(lane)} is not a lane; use one of {', '.join(LANES)}")
     live = task_types.lock_live(c, task_type)
     if live is None:
         raise UnknownTaskType(
@@ -93,6 +97,7 @@ def schedule_in(
                 "scheduled_at": at,
                 "params": Jsonb(params),
                 "parent_task_id": parent_task_id,
+                "lane": lane,
             },
         ).fetchone()
         if row is None:

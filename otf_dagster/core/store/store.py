@@ -15,7 +15,15 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from otf_dagster.core.models import ClaimedTask, EventRecord, Task, TaskState, TaskType
+from otf_dagster.core.models import (
+    BACKFILL,
+    LIVE,
+    ClaimedTask,
+    EventRecord,
+    Task,
+    TaskState,
+    TaskType,
+)
 from otf_dagster.core.store import polls, pools, scheduling, task_types, transitions
 from otf_dagster.core.store.db import CONNECT_TIMEOUT_SECONDS, connect, translated_errors
 from otf_dagster.core.store.queries import query
@@ -174,6 +182,7 @@ class TaskStore:
         params: dict[str, Any] | None = None,
         parent_task_id: str | None = None,
         source: str = "scheduler",
+        lane: str | None = None,
     ) -> tuple[str, str]:
         """Schedule (type, key) idempotently: (task_id, outcome) with outcome one of
         'created', 'moved' (still SCHEDULED, time or params changed) or 'unchanged'."""
@@ -182,6 +191,7 @@ class TaskStore:
             [(external_key, scheduled_at, params or {})],
             parent_task_id=parent_task_id,
             source=source,
+            lane=lane,
         )[0]
 
     def schedule_tasks(
@@ -191,13 +201,15 @@ class TaskStore:
         *,
         parent_task_id: str | None = None,
         source: str = "scheduler",
+        lane: str | None = None,
     ) -> list[tuple[str, str]]:
-        """Schedule many tasks of one type in one transaction (all or nothing)."""
+        """Schedule many tasks of one type in one transaction (all or nothing); new ones go
+        to ``lane`` (None: the parent's, else live)."""
         scheduling.check_items(items)
         return self.run(
             f"schedule {task_type!r} tasks",
             lambda c: scheduling.schedule_in(
-                c, task_type, items, parent_task_id=parent_task_id, source=source
+                c, task_type, items, parent_task_id=parent_task_id, source=source, lane=lane
             ),
         )
 
@@ -231,15 +243,25 @@ class TaskStore:
         now: datetime | None = None,
         source: str = "task_manager",
         deployment: str | None = None,
+        backfill_max_started: int | None = None,
     ) -> list[ClaimedTask]:
         """Claim up to ``limit`` ready tasks: SCHEDULED, due, of a live type; exactly once across
-        any number of concurrent claimers; recorded as launched by ``deployment``."""
+        any number of concurrent claimers; recorded as launched by ``deployment``.
+
+        Live work first: due live tasks take the limit first (oldest first); backfill tasks get
+        only what is left of it, and no more than keeps ``backfill_max_started`` of them
+        STARTED at once (None: no cap). One transaction."""
         if limit <= 0:
             return []
         now = now or utcnow()
 
         def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
-            rows = transitions.claim_ready(c, now, limit, source, deployment)
+            rows = transitions.claim_ready(c, now, limit, source, deployment, lane=LIVE)
+            room = limit - len(rows)
+            if room > 0 and backfill_max_started is not None:
+                room = min(room, backfill_max_started - transitions.started_in_lane(c, BACKFILL))
+            if room > 0:
+                rows += transitions.claim_ready(c, now, room, source, deployment, lane=BACKFILL)
             return rows, task_types.get_many(c, sorted({r["task_type"] for r in rows}))
 
         rows, types = self.run("claim ready tasks", work)
@@ -249,6 +271,17 @@ class TaskStore:
             )
             for r in rows
         ]
+
+    def reserve_pace_slot(self, host: str, gap_seconds: float) -> float:
+        """Reserve the next slot of ``host``'s backfill pace (one request per ``gap_seconds``
+        across every process sharing this database): seconds to wait for it (0: now)."""
+        row = self.run(
+            f"reserve a backfill slot for {host!r}",
+            lambda c: c.execute(
+                query("reserve_pace_slot"), {"host": host, "gap": gap_seconds}
+            ).fetchone(),
+        )
+        return float(row["wait"])
 
     def transition(
         self,
@@ -312,10 +345,14 @@ class TaskStore:
             lambda c: transitions.fenced(c, "set_run_id", task_id, attempt, {"run_id": run_id}),
         )
 
-    def heartbeat(self, task_id: str, attempt: int) -> None:
+    def heartbeat(self, task_id: str, attempt: int, run_id: str | None = None) -> None:
+        """Fenced by (STARTED, attempt) and, given ``run_id``, by the runner: a runner of the
+        same attempt started since then owns the task (StaleTransition)."""
         self.run(
             f"heartbeat {task_id!r}",
-            lambda c: transitions.fenced(c, "heartbeat", task_id, attempt, {}),
+            lambda c: transitions.fenced(
+                c, "heartbeat", task_id, attempt, {"run_id": run_id}, run_id=run_id
+            ),
         )
 
     # --- the runner's writes ---------------------------------------------------------------
@@ -339,7 +376,9 @@ class TaskStore:
         tasks, and (with ``finish``) the runner's end and the task's derived overall state,
         which is returned.
 
-        Fenced by (STARTED, attempt): a stale runner writes nothing and gets StaleTransition.
+        Fenced by (STARTED, attempt, runner): a stale runner (an earlier attempt's, or one of
+        the same attempt whose run id is no longer the task's) writes nothing and gets
+        StaleTransition.
         With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
         idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
         already moved to ``checkpoint['next_seq']`` and writes nothing twice. ``poll_record``

@@ -13,19 +13,38 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TASK_SERVICE, Task, TaskState
+from otf_dagster.core.models import LIVE, TASK_SERVICE, Task, TaskState
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
 from otf_dagster.exceptions import StaleTransition, UnknownTask
 
 
 def refusal(
-    c: psycopg.Connection, task_id: str, what: str, expected: TaskState, attempt: int
+    c: psycopg.Connection,
+    task_id: str,
+    what: str,
+    expected: TaskState,
+    attempt: int,
+    run_id: str | None = None,
 ) -> Exception:
-    """The exception for a guarded write that matched no row: unknown task, or stale writer."""
-    cur = c.execute("SELECT state, attempt FROM tasks WHERE task_id = %s", (task_id,)).fetchone()
+    """The exception for a guarded write that matched no row: unknown task, or stale writer
+    (an earlier attempt's, or, given ``run_id``, a runner of the same attempt replaced by
+    another started since)."""
+    cur = c.execute(
+        "SELECT state, attempt, run_id FROM tasks WHERE task_id = %s", (task_id,)
+    ).fetchone()
     if cur is None:
         return UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
+    if (
+        run_id is not None
+        and cur["state"] == expected
+        and cur["attempt"] == attempt
+        and cur["run_id"] not in (None, run_id)
+    ):
+        return StaleTransition(
+            f"refused {what} of task {task_id!r} by run {run_id!r}: run {cur['run_id']!r} "
+            f"started attempt {attempt} since and owns it now"
+        )
     return StaleTransition(
         f"refused {what} of task {task_id!r}: expected {expected} at attempt {attempt}, "
         f"but it is {cur['state']} at attempt {cur['attempt']} (a newer writer owns it)"
@@ -33,14 +52,25 @@ def refusal(
 
 
 def claim_ready(
-    c: psycopg.Connection, now: datetime, limit: int, source: str, deployment: str | None = None
+    c: psycopg.Connection,
+    now: datetime,
+    limit: int,
+    source: str,
+    deployment: str | None = None,
+    *,
+    lane: str = LIVE,
 ) -> list[dict[str, Any]]:
-    """SCHEDULED -> STARTED for up to ``limit`` due tasks no other claimer holds (one statement,
-    SKIP LOCKED), with their STARTED history rows; recorded as launched by ``deployment``."""
+    """SCHEDULED -> STARTED for up to ``limit`` due tasks of ``lane`` no other claimer holds
+    (one statement, SKIP LOCKED), with their STARTED history rows; recorded as launched by
+    ``deployment``."""
     return c.execute(
         query("claim_ready"),
-        {"now": now, "limit": limit, "source": source, "deployment": deployment},
+        {"now": now, "limit": limit, "source": source, "deployment": deployment, "lane": lane},
     ).fetchall()
+
+
+def started_in_lane(c: psycopg.Connection, lane: str) -> int:
+    return int(c.execute(query("started_in_lane"), {"lane": lane}).fetchone()["n"])
 
 
 def transition(
@@ -137,14 +167,21 @@ def adopt(
 
 
 def fenced(
-    c: psycopg.Connection, name: str, task_id: str, attempt: int, params: dict[str, Any]
+    c: psycopg.Connection,
+    name: str,
+    task_id: str,
+    attempt: int,
+    params: dict[str, Any],
+    *,
+    run_id: str | None = None,
 ) -> None:
-    """A write that only the runner of (STARTED, attempt) may make (run id, heartbeat)."""
+    """A write that only the runner of (STARTED, attempt) may make (run id, heartbeat);
+    ``run_id`` names the runner in a refusal when the query fences by it too."""
     if (
         c.execute(query(name), {"task_id": task_id, "attempt": attempt, **params}).fetchone()
         is None
     ):
-        raise refusal(c, task_id, name.replace("_", " "), TaskState.STARTED, attempt)
+        raise refusal(c, task_id, name.replace("_", " "), TaskState.STARTED, attempt, run_id)
 
 
 def retry(c: psycopg.Connection, task_id: str, reason: str, source: str) -> Task:

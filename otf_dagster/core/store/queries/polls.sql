@@ -15,10 +15,14 @@ WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
 FOR UPDATE;
 
 -- name: save_checkpoint
+-- The poll write's fence: STARTED, at the writer's attempt, and its runner's (the run id its
+-- start recorded: of two runners of one attempt, the later started owns it; NULL before any
+-- runner started). Events, follow-ups and the poll row are written only after this matched.
 UPDATE tasks
 SET checkpoint = %(checkpoint)s, heartbeat_at = now(), run_id = coalesce(%(run_id)s, run_id),
     updated_at = now()
 WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+  AND (run_id IS NULL OR run_id = %(run_id)s)
   AND (%(expected_seq)s::int IS NULL
        OR coalesce((checkpoint ->> 'next_seq')::int, 1) = %(expected_seq)s::int)
 RETURNING task_id, task_type;

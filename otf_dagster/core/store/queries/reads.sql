@@ -17,7 +17,7 @@ LIMIT %(limit)s;
 -- own, hand-run ones (no deployment), and those of deployments whose lease has expired (or
 -- that never registered). No deployment given: every STARTED task. With each, its pool.
 SELECT t.task_id, t.task_type, t.attempt, t.run_id, t.heartbeat_at, t.started_at,
-       t.deployment_id, t.pool_id,
+       t.deployment_id, t.pool_id, t.lane,
        tt.max_attempts, tt.stale_after_seconds, tt.deadline_seconds, tt.runner,
        tt.poll_interval_seconds,
        p.state AS pool_state, p.heartbeat_at AS pool_heartbeat_at,

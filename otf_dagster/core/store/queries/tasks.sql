@@ -3,9 +3,14 @@
 -- bound, never formatted into the text. Names are unique across this folder.
 
 -- name: schedule_task
--- Insert, or move a still-SCHEDULED task's time; a task past SCHEDULED is left as it is.
-INSERT INTO tasks AS t (task_id, task_type, external_key, scheduled_at, params, parent_task_id)
-VALUES (%(task_id)s, %(task_type)s, %(external_key)s, %(scheduled_at)s, %(params)s, %(parent_task_id)s)
+-- Insert, or move a still-SCHEDULED task's time; a task past SCHEDULED is left as it is. A new
+-- task's lane is the one given, else its parent's (a follow-up of backfill work is backfill
+-- work), else live; an existing task keeps its lane.
+INSERT INTO tasks AS t (task_id, task_type, external_key, scheduled_at, params, parent_task_id, lane)
+VALUES (%(task_id)s, %(task_type)s, %(external_key)s, %(scheduled_at)s, %(params)s, %(parent_task_id)s,
+        coalesce(%(lane)s::text,
+                 (SELECT p.lane FROM tasks p WHERE p.task_id = %(parent_task_id)s::text),
+                 'live'))
 ON CONFLICT (task_type, external_key) DO UPDATE SET
     scheduled_at = EXCLUDED.scheduled_at,
     params = t.params || EXCLUDED.params,
@@ -24,14 +29,15 @@ WHERE task_type = %(task_type)s AND scheduled_at >= %(start)s AND scheduled_at <
 ORDER BY scheduled_at, task_id;
 
 -- name: claim_ready
--- One statement, one transaction: pick ready tasks no other claimer holds (SKIP LOCKED), move
--- them to STARTED with the next attempt for the claiming deployment, and write their STARTED
--- history rows.
+-- One statement: pick one lane's ready tasks no other claimer holds (SKIP LOCKED), move them
+-- to STARTED with the next attempt for the claiming deployment, and write their STARTED
+-- history rows. The live lane is claimed first, the backfill lane with what is left
+-- (store.claim_ready, one transaction).
 WITH ready AS (
     SELECT t.task_id
     FROM tasks t
     JOIN task_types tt ON tt.name = t.task_type AND tt.deleted_at IS NULL
-    WHERE t.state = 'SCHEDULED' AND t.scheduled_at <= %(now)s
+    WHERE t.state = 'SCHEDULED' AND t.lane = %(lane)s AND t.scheduled_at <= %(now)s
     ORDER BY t.scheduled_at, t.task_id
     LIMIT %(limit)s
     FOR UPDATE OF t SKIP LOCKED
@@ -43,7 +49,7 @@ WITH ready AS (
     WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
     -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None),
     -- but the matchup for run tags, read as text.
-    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt,
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt, t.lane,
               coalesce(t.params ->> 'matchup',
                        (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup
 ), history AS (
@@ -51,6 +57,21 @@ WITH ready AS (
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
 )
 SELECT * FROM claimed ORDER BY scheduled_at, task_id;
+
+-- name: started_in_lane
+-- How many tasks of a lane are STARTED now (the backfill's cap reads it before its claim).
+SELECT count(*) AS n FROM tasks WHERE state = 'STARTED' AND lane = %(lane)s;
+
+-- name: reserve_pace_slot
+-- The next free slot of a host's backfill pace, reserved: the slot is the later of the host's
+-- next free time and now, and the host's next free time moves one gap past it. Returns how
+-- many seconds to wait for the slot (0: go now).
+INSERT INTO backfill_pace AS p (host, next_at)
+VALUES (%(host)s, clock_timestamp() + make_interval(secs => %(gap)s))
+ON CONFLICT (host) DO UPDATE
+SET next_at = greatest(p.next_at, clock_timestamp()) + make_interval(secs => %(gap)s)
+RETURNING greatest(0.0, extract(epoch FROM p.next_at - clock_timestamp()) - %(gap)s)::float8 AS wait,
+          p.next_at - make_interval(secs => %(gap)s) AS slot;
 
 -- name: transition
 -- Guarded by the state and attempt the writer expects: a stale writer matches no row.
@@ -101,8 +122,10 @@ WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
 RETURNING task_id;
 
 -- name: heartbeat
+-- Fenced as the poll write is: the attempt, and the runner when one is named.
 UPDATE tasks SET heartbeat_at = now()
 WHERE task_id = %(task_id)s AND state = 'STARTED' AND attempt = %(attempt)s
+  AND (%(run_id)s::text IS NULL OR run_id IS NULL OR run_id = %(run_id)s::text)
 RETURNING task_id;
 
 -- name: retry

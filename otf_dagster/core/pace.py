@@ -1,0 +1,95 @@
+"""The backfill's pace: at most ``OTF_BACKFILL_RPS`` requests per second to each feed host,
+across every process and deployment sharing the task database.
+
+Each backfill request reserves the host's next slot in one statement (``backfill_pace``,
+sql/0015: the slot is the later of the host's next free time and now, and the next free time
+moves one gap on) and waits for it. The database is the one place every runner, pool and
+ingest already share, so the bound holds however many run processes a backfill starts. A
+runner does not sleep for its slot inside a poll: it gives the wait back as the delay before
+the poll (``TaskRunner.poll``), so a pool's worker threads keep serving live tasks meanwhile.
+An ingest (a past day's schedule, one request per day and league) sleeps for its slot.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from otf_dagster.core.store import TaskStore
+from otf_dagster.exceptions import ConfigError
+
+RPS_ENV = "OTF_BACKFILL_RPS"
+DEFAULT_RPS = 2.0
+MAX_RPS = 1000.0
+# A slot this close counts as now (a reservation's own round trip is longer).
+NOW_SECONDS = 0.005
+
+
+def configured_rps(environ: Mapping[str, str] | None = None) -> float:
+    """OTF_BACKFILL_RPS (requests per second per host for backfill work), checked."""
+    raw = (environ if environ is not None else os.environ).get(RPS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RPS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_RPS:  # NaN fails too
+        raise ConfigError(
+            f"{RPS_ENV}={raw!r} is not a request rate; give requests per second per feed host "
+            f"as a number above 0 and at most {MAX_RPS:g}, e.g. 2 or 0.5"
+        )
+    return value
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc or url[:255]
+
+
+class Pace:
+    """Reservations of one rate (requests per second per host) in the task database."""
+
+    def __init__(self, store: TaskStore, rps: float) -> None:
+        self.store = store
+        self.rps = rps
+        self.gap = 1.0 / rps
+
+    def reserve(self, url: str) -> float:
+        """Reserve the next slot of ``url``'s host: seconds to wait for it (0: go now)."""
+        wait = self.store.reserve_pace_slot(host_of(url), self.gap)
+        return 0.0 if wait <= NOW_SECONDS else wait
+
+
+class PacedClient:
+    """A feed client whose every request first waits for its host's next backfill slot (for
+    code that may block: an ingest's run or the ``otf backfill`` command)."""
+
+    def __init__(
+        self, client: Any, pace: Pace, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.client = client
+        self.pace = pace
+        self.sleep = sleep
+        self.base_url = client.base_url
+        self.waited = 0.0  # seconds spent waiting for slots, for the caller to report
+
+    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
+        return self.client.url_for(url_or_path, params)
+
+    def get_json(
+        self,
+        url_or_path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        wait = self.pace.reserve(self.client.url_for(url_or_path, params))
+        if wait:
+            self.waited += wait
+            self.sleep(wait)
+        return self.client.get_json(url_or_path, params, headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
