@@ -272,26 +272,31 @@ def run_cycle(
                 sleep(wait)
         return sink.send([event_body(r) for r in rows])
 
-    def failed_rows(rows: Sequence[Mapping[str, Any]], outcome: Outcome) -> list:
-        rest = rows[outcome.accepted :]
-        return list(rest) if all_or_nothing else list(rest[:1])
+    def settle(chunk: Sequence[Mapping[str, Any]], outcome: Outcome) -> tuple[list, list]:
+        """Count what the sink accepted, owe what it refused: (accepted rows, failed rows).
+        A sink that takes a batch whole or not at all fails every refused row; otherwise only
+        the first refused one was tried."""
+        ok = list(chunk[: outcome.accepted])
+        w.delivered += len(ok)
+        result.sent += len(ok)
+        w.succeeded = w.succeeded or bool(ok)
+        rest = chunk[outcome.accepted :]
+        bad = list(rest) if all_or_nothing else list(rest[:1])
+        if bad:
+            pending, attempts = _failure_rows(bad, outcome, now, settings)
+            w.pending.extend(pending)
+            w.attempts.extend(attempts)
+            result.failed += len(bad)
+        return ok, bad
 
     # 1. due retries: each task's first owed event
     heads = dstore.due_pending(store, eid, _at(now), settings.read_batch)
     for i in range(0, len(heads), batch):
         chunk = heads[i : i + batch]
         outcome = send(chunk)
-        ok = chunk[: outcome.accepted]
+        ok, bad = settle(chunk, outcome)
         w.delivered_pending.extend(r["seq"] for r in ok)
-        w.delivered += len(ok)
-        result.sent += len(ok)
-        w.succeeded = w.succeeded or bool(ok)
-        if outcome.accepted < len(chunk):
-            bad = failed_rows(chunk, outcome)
-            pending, attempts = _failure_rows(bad, outcome, now, settings)
-            w.pending.extend(pending)
-            w.attempts.extend(attempts)
-            result.failed += len(bad)
+        if bad:
             failure = outcome
             break
 
@@ -324,18 +329,10 @@ def run_cycle(
                 chunk.append(events[i])
                 i += 1
             outcome = send(chunk)
-            ok = chunk[: outcome.accepted]
+            ok, bad = settle(chunk, outcome)
             if ok:
                 position = ok[-1]["seq"]
-                w.delivered += len(ok)
-                result.sent += len(ok)
-                w.succeeded = True
-            if outcome.accepted < len(chunk):
-                bad = failed_rows(chunk, outcome)
-                pending, attempts = _failure_rows(bad, outcome, now, settings)
-                w.pending.extend(pending)
-                w.attempts.extend(attempts)
-                result.failed += len(bad)
+            if bad:
                 position = bad[-1]["seq"]
                 failure = outcome
         if failure is None and len(events) < settings.read_batch:
