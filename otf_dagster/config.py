@@ -17,11 +17,12 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from otf_dagster import settings
 from otf_dagster.exceptions import ConfigError
 
-TASK_DB_ENV = "OTF_DATABASE_URL"
-DAGSTER_DB_ENV = "DAGSTER_PG_URL"
-STATE_DIR_ENV = "OTF_STATE_DIR"
+TASK_DB_ENV = settings.DATABASE_URL.env
+DAGSTER_DB_ENV = settings.DAGSTER_PG_URL.env
+STATE_DIR_ENV = settings.STATE_DIR.env
 
 TASK_DB_NAME = "otf"
 DAGSTER_DB_NAME = "otf_dagster_storage"

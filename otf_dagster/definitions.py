@@ -8,14 +8,13 @@ OTF_LEAGUES_FILE: leagues added to the packaged ones) and the tuning knobs with 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import dagster as dg
 
+from otf_dagster import settings as S
 from otf_dagster.core.manager import Settings
 from otf_dagster.core.models import RUNNER_MODES
-from otf_dagster.core.pace import configured_rps
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
@@ -35,37 +34,13 @@ from otf_dagster.defs.sensors import (
 )
 from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, LEAGUES_FILE_ENV, load_leagues
-from otf_dagster.feeds.providers import DEFAULT_NBA_PROVIDER
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive")
-    return value
-
-
-def _count(name: str, default: int) -> int:
-    """A whole number of 0 or more (0: none) from the environment, or one line naming it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ConfigError(f"{name}={raw!r} is not a whole number of 0 or more (0: none)")
-    return int(raw)
+from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
 
 
 def _leagues_settings() -> tuple[list[str], str]:
     """(the leagues to follow, the leagues file) from OTF_LEAGUES and OTF_LEAGUES_FILE."""
-    raw = os.environ.get(LEAGUES_ENV, "").strip()
-    leagues_file = os.environ.get(LEAGUES_FILE_ENV, "").strip()
+    raw = S.LEAGUES.read() or ""
+    leagues_file = S.LEAGUES_FILE.read() or ""
     if raw.endswith((".yaml", ".yml")):
         leagues_file, raw = raw, ""
     registry = load_leagues(leagues_file or None)
@@ -85,12 +60,12 @@ def build_definitions(
     sensor_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
     claim_limit: int = DEFAULT_CLAIM_LIMIT,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
-    runner_mode: str = "run",
-    pool_size: int = 500,
-    lease_seconds: float = 120.0,
-    pool_stale_seconds: float = 60.0,
-    backfill_max_started: int = 10,
-    history_days: int = 30,
+    runner_mode: str = S.RUNNER_MODE.default,
+    pool_size: int = S.POOL_SIZE.default,
+    lease_seconds: float = S.DEPLOYMENT_LEASE_SECONDS.default,
+    pool_stale_seconds: float = S.POOL_STALE_SECONDS.default,
+    backfill_max_started: int = S.BACKFILL_MAX_STARTED.default,
+    history_days: int = S.HISTORY_DAYS.default,
     events_retention_days: int | None = None,
     history_cron: str = HISTORY_CRON,
     task_store: TaskStoreResource | None = None,
@@ -130,39 +105,37 @@ def build_definitions(
         ],
         resources={
             "task_store": task_store
-            or TaskStoreResource(database_url=dg.EnvVar("OTF_DATABASE_URL")),
+            or TaskStoreResource(database_url=dg.EnvVar(S.DATABASE_URL.env)),
             "feeds": feeds
-            or FeedResource(
-                provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
-                base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
-            ),
+            or FeedResource(provider=S.FEED_PROVIDER.read(), base_url=S.FEED_BASE_URL.read()),
         },
     )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    """Every setting read here, once, when Dagster loads the code (``otf_dagster.settings``)."""
     leagues, leagues_file = _leagues_settings()
-    configured_rps()  # OTF_BACKFILL_RPS, checked when the code loads (runners read it)
+    S.BACKFILL_RPS.read()  # checked when the code loads (runners read it)
     feeds = FeedResource(
-        provider=os.environ.get("OTF_FEED_PROVIDER", DEFAULT_NBA_PROVIDER),
-        base_url=os.environ.get("OTF_FEED_BASE_URL", ""),
+        provider=S.FEED_PROVIDER.read(),
+        base_url=S.FEED_BASE_URL.read(),
         leagues_file=leagues_file,
     )
     return build_definitions(
         leagues=leagues,
         feeds=feeds,
-        timezone=os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE),
-        cron=os.environ.get("OTF_SCHEDULE_CRON", DEFAULT_CRON),
-        sensor_interval_seconds=_int("OTF_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS),
-        claim_limit=_int("OTF_CLAIM_LIMIT", DEFAULT_CLAIM_LIMIT),
-        grace_seconds=float(_int("OTF_RUN_GRACE_SECONDS", int(DEFAULT_GRACE_SECONDS))),
-        runner_mode=os.environ.get("OTF_RUNNER_MODE", "run"),
-        pool_size=_int("OTF_POOL_SIZE", 500),
-        lease_seconds=float(_int("OTF_DEPLOYMENT_LEASE_SECONDS", 120)),
-        pool_stale_seconds=float(_int("OTF_POOL_STALE_SECONDS", 60)),
-        backfill_max_started=_count("OTF_BACKFILL_MAX_STARTED", 10),
-        history_days=_int("OTF_HISTORY_DAYS", 30),
-        events_retention_days=_int("OTF_EVENTS_RETENTION_DAYS", 0) or None,
-        history_cron=os.environ.get("OTF_HISTORY_CRON", HISTORY_CRON),
+        timezone=S.SCHEDULE_TIMEZONE.read(),
+        cron=S.SCHEDULE_CRON.read(),
+        sensor_interval_seconds=S.SENSOR_INTERVAL_SECONDS.read(),
+        claim_limit=S.CLAIM_LIMIT.read(),
+        grace_seconds=float(S.RUN_GRACE_SECONDS.read()),
+        runner_mode=S.RUNNER_MODE.read(),
+        pool_size=S.POOL_SIZE.read(),
+        lease_seconds=float(S.DEPLOYMENT_LEASE_SECONDS.read()),
+        pool_stale_seconds=float(S.POOL_STALE_SECONDS.read()),
+        backfill_max_started=S.BACKFILL_MAX_STARTED.read(),
+        history_days=S.HISTORY_DAYS.read(),
+        events_retention_days=S.EVENTS_RETENTION_DAYS.read() or None,
+        history_cron=S.HISTORY_CRON.read(),
     )

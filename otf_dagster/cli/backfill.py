@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 
 import click
 
+from otf_dagster import settings
 from otf_dagster.core.ingest import backfill_days, backfill_range
 from otf_dagster.core.pace import RPS_ENV, Pace, PacedClient, configured_rps
 from otf_dagster.core.store import TaskStore
@@ -23,8 +23,6 @@ from otf_dagster.feeds.providers import (
     schedule_feed,
 )
 from otf_dagster.local import embedded
-
-DEFAULT_TIMEZONE = "America/New_York"  # as otf_dagster.defs.partitions (no Dagster import here)
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -76,7 +74,7 @@ def backfill(
     each for the final state and events, at most OTF_BACKFILL_RPS requests per second per
     feed host. Re-running a range changes nothing already ingested. A day the feed cannot
     list is reported and the others go on; the exit code is then 1."""
-    tz = os.environ.get("OTF_SCHEDULE_TIMEZONE") or DEFAULT_TIMEZONE
+    tz = settings.SCHEDULE_TIMEZONE.read()
     days = backfill_range(start.date(), end.date(), tz)
     registry = load_leagues(leagues_file)
     leagues = registry.parse_list(league_names)

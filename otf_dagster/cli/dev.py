@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from otf_dagster import config
+from otf_dagster import config, settings
 from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
@@ -288,9 +288,9 @@ def dev(
         sup.start("api", [_bin("otf"), "api", "--port", str(api_port)], restart=True)
         # Dagster is imported here, not at the top: every otf command (otf relay too) imports
         # this module, and Dagster costs ~40 MB and ~0.7 s.
-        from otf_dagster.defs.partitions import DEFAULT_TIMEZONE, schedule_partition_key
+        from otf_dagster.defs.partitions import schedule_partition_key
 
-        tz = os.environ.get("OTF_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE)
+        tz = settings.SCHEDULE_TIMEZONE.read()
         today = datetime.now(ZoneInfo(tz)).date().isoformat()
         with TaskStore(task_url) as store:  # a generic-handler task beside the box scores
             watch, _ = store.schedule_task(

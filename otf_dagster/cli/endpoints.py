@@ -9,6 +9,7 @@ import threading
 
 import click
 
+from otf_dagster import settings as S
 from otf_dagster.cli._output import emit_object, emit_rows, parse_time, to_json
 from otf_dagster.core.delivery import relay as relay_mod
 from otf_dagster.core.delivery.nats_sink import validate_prefix
@@ -233,7 +234,7 @@ def relay(nats_url: str | None) -> None:
     """Deliver events to every endpoint in the foreground until SIGTERM or Ctrl-C."""
     url = embedded.resolve_task_url()
     if nats_url is None:
-        nats_url = os.environ.get("OTF_NATS_URL")
+        nats_url = S.NATS_URL.read()
     if nats_url is None:
         from otf_dagster.local import nats as local_nats
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections import Counter
@@ -12,6 +11,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
+from otf_dagster import settings
 from otf_dagster.cli._output import (
     emit_object,
     emit_rows,
@@ -178,7 +178,7 @@ def run_cmd(task_id: str, attempt: int | None, base_url: str | None, as_json: bo
             task_id,
             attempt,
             run_id,
-            feed_base_url=base_url or os.environ.get("OTF_FEED_BASE_URL"),
+            feed_base_url=base_url or settings.FEED_BASE_URL.read() or None,
             on_poll=on_poll,
         )
         try:

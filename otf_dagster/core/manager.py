@@ -20,6 +20,15 @@ from typing import Any
 from otf_dagster.core.models import BACKFILL, LIVE, TaskType
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import StaleTransition
+from otf_dagster.settings import (
+    BACKFILL_MAX_STARTED,
+    CLAIM_LIMIT,
+    DEPLOYMENT_LEASE_SECONDS,
+    POOL_SIZE,
+    POOL_STALE_SECONDS,
+    RUN_GRACE_SECONDS,
+    RUNNER_MODE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +62,19 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Settings:
-    claim_limit: int = 500
-    grace_seconds: float = 60.0  # a claimed run that has not appeared after this is lost
-    default_mode: str = "run"  # for types that do not say (OTF_RUNNER_MODE)
-    pool_capacity: int = 500  # tasks per pool (OTF_POOL_SIZE)
-    pool_stale_seconds: float = 60.0  # a pool whose heartbeat is older is lost
+    """The Task Manager's knobs; the defaults are those of :mod:`otf_dagster.settings`."""
+
+    claim_limit: int = CLAIM_LIMIT.default
+    grace_seconds: float = float(RUN_GRACE_SECONDS.default)  # a claimed run not seen: lost
+    default_mode: str = RUNNER_MODE.default  # for types that do not say
+    pool_capacity: int = POOL_SIZE.default  # tasks per pool
+    pool_stale_seconds: float = float(POOL_STALE_SECONDS.default)  # older heartbeat: lost
     pool_launch_grace_seconds: float = 300.0  # a pool that has not started after this is lost
-    lease_seconds: float = 120.0  # a deployment whose lease is older has gone
+    lease_seconds: float = float(DEPLOYMENT_LEASE_SECONDS.default)  # older lease: gone
     # Backfill tasks (games already final when ingested) get what live tasks leave of each
     # tick's claim limit, and never more than keeps this many STARTED at once
     # (OTF_BACKFILL_MAX_STARTED): a season's backfill is a trickle beside tonight's games.
-    backfill_max_started: int = 10
+    backfill_max_started: int = BACKFILL_MAX_STARTED.default
 
 
 @dataclass(frozen=True)

@@ -12,37 +12,24 @@ An ingest (a past day's schedule, one request per day and league) sleeps for its
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from otf_dagster import settings
 from otf_dagster.core.store import TaskStore
-from otf_dagster.exceptions import ConfigError
 
-RPS_ENV = "OTF_BACKFILL_RPS"
-DEFAULT_RPS = 2.0
-MAX_RPS = 1000.0
+RPS_ENV = settings.BACKFILL_RPS.env
+DEFAULT_RPS = settings.BACKFILL_RPS.default
+MAX_RPS = settings.MAX_BACKFILL_RPS
 # A slot this close counts as now (a reservation's own round trip is longer).
 NOW_SECONDS = 0.005
 
 
 def configured_rps(environ: Mapping[str, str] | None = None) -> float:
     """OTF_BACKFILL_RPS (requests per second per host for backfill work), checked."""
-    raw = (environ if environ is not None else os.environ).get(RPS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RPS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= MAX_RPS:  # NaN fails too
-        raise ConfigError(
-            f"{RPS_ENV}={raw!r} is not a request rate; give requests per second per feed host "
-            f"as a number above 0 and at most {MAX_RPS:g}, e.g. 2 or 0.5"
-        )
-    return value
+    return settings.BACKFILL_RPS.read(environ)
 
 
 def host_of(url: str) -> str:

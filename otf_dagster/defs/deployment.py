@@ -8,12 +8,12 @@ every process of the instance (daemon, code server, run workers) reads the same 
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 
 import dagster as dg
 
+from otf_dagster import settings
 from otf_dagster.core.manager import Deployment
 
 _KEY = "otf/deployment_id"
@@ -25,5 +25,5 @@ def deployment_of(instance: dg.DagsterInstance) -> Deployment:
     if not found:
         storage.set_cursor_values({_KEY: f"dep-{uuid.uuid4().hex[:12]}"})
         found = storage.get_cursor_values({_KEY})[_KEY]  # whichever write won a race
-    name = os.environ.get("OTF_DEPLOYMENT_NAME") or socket.gethostname()
+    name = settings.DEPLOYMENT_NAME.read() or socket.gethostname()
     return Deployment(id=found, name=name[:100])

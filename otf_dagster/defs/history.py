@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import Field
 
+from otf_dagster import settings
 from otf_dagster.core import manager, retention
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.jobs import TASK_RUNNER_JOB
@@ -19,7 +20,7 @@ from otf_dagster.defs.partitions import TASKS_PARTITIONS_NAME
 from otf_dagster.defs.resources import TaskStoreResource
 
 HISTORY_PRUNE_JOB = "history_prune"
-DEFAULT_CRON = "30 4 * * *"
+DEFAULT_CRON = settings.HISTORY_CRON.default
 _PARTITION_TAG = "dagster/partition"
 
 

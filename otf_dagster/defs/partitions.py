@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from otf_dagster.exceptions import ConfigError
+from otf_dagster import settings
 
 TASKS_PARTITIONS_NAME = "tasks"
 
 # Keys are task ids: [A-Za-z0-9_:.-] only, never "...", enforced by the tasks table.
 task_partitions = dg.DynamicPartitionsDefinition(name=TASKS_PARTITIONS_NAME)
 
-DEFAULT_TIMEZONE = "America/New_York"
+DEFAULT_TIMEZONE = settings.SCHEDULE_TIMEZONE.default
 DAY_DIMENSION = "day"
 LEAGUE_DIMENSION = "league"
 
 
-START_DATE_ENV = "OTF_SCHEDULE_START_DATE"
 DEFAULT_DAYS_BACK = 3
 
 
 def schedule_start_date(timezone: str = DEFAULT_TIMEZONE) -> str:
     """The first game day shown: OTF_SCHEDULE_START_DATE (YYYY-MM-DD), else a few days before
     today, so the catalog shows the days that matter rather than a season of "missing"."""
-    raw = os.environ.get(START_DATE_ENV)
-    if raw:
-        try:
-            return date.fromisoformat(raw).isoformat()
-        except ValueError:
-            raise ConfigError(
-                f"{START_DATE_ENV}={raw!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-10-21"
-            ) from None
+    start = settings.SCHEDULE_START_DATE.read()
+    if start:
+        return start
     today = datetime.now(ZoneInfo(timezone)).date()
     return (today - timedelta(days=DEFAULT_DAYS_BACK)).isoformat()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from otf_dagster import settings
 from otf_dagster.core.manager import TAG_POOL_ID
 from otf_dagster.core.models import TaskState
 from otf_dagster.core.pool import RunnerPool
@@ -28,7 +29,7 @@ RUNNER_POOL_JOB = "runner_pool"
 
 class PoolConfig(dg.Config):
     pool_id: str
-    capacity: int = 500
+    capacity: int = settings.POOL_SIZE.default
     workers: int = 16
     per_host: int = 8
     db_connections: int = 8

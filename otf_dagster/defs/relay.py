@@ -9,7 +9,6 @@ observation of the ``delivery_endpoints`` asset (lag in events, last success, la
 state per endpoint), where Dagster users look. ``otf relay`` runs the same code without Dagster.
 """
 
-import os
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from otf_dagster import settings as S
 from otf_dagster.core.delivery.relay import Relay, RelaySettings
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store import delivery as dstore
@@ -74,7 +74,7 @@ def run_relay(
     context: dg.OpExecutionContext, config: RelayConfig, task_store: TaskStoreResource
 ) -> dg.Output:
     deployment = deployment_of(context.instance)
-    settings = RelaySettings.from_env(nats_url=os.environ.get("OTF_NATS_URL") or None)
+    settings = RelaySettings.from_env(nats_url=S.NATS_URL.read())
     relay = Relay(
         task_store.url(),
         settings=settings,

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from otf_dagster import settings
 from otf_dagster.defs.partitions import schedule_partition_key
 
-DEFAULT_CRON = "0 6,12,17 * * *"
+DEFAULT_CRON = settings.SCHEDULE_CRON.default
 
 
 def build_daily_schedule(

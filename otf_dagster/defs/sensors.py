@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from otf_dagster import settings
 from otf_dagster.core import manager
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.jobs import task_runner_job
@@ -15,9 +16,9 @@ from otf_dagster.defs.pools import RUNNER_POOL_JOB, pool_run_config, runner_pool
 from otf_dagster.defs.relay import relay_job, relay_requests
 from otf_dagster.defs.resources import TaskStoreResource
 
-DEFAULT_INTERVAL_SECONDS = 15
-DEFAULT_CLAIM_LIMIT = 500
-DEFAULT_GRACE_SECONDS = 60.0
+DEFAULT_INTERVAL_SECONDS = settings.SENSOR_INTERVAL_SECONDS.default
+DEFAULT_CLAIM_LIMIT = settings.CLAIM_LIMIT.default
+DEFAULT_GRACE_SECONDS = float(settings.RUN_GRACE_SECONDS.default)
 
 LOOKUP_CHUNK = 500
 

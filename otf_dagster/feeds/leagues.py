@@ -19,14 +19,15 @@ from typing import Any
 
 import yaml
 
+from otf_dagster import settings
 from otf_dagster.exceptions import ConfigError
 
 CLOCKS = ("countdown", "innings", "minutes")
 EXTRAS = ("overtime", "extra_innings", "extra_time")
 TEAM_CODES = ("own", "nba")
-DEFAULT_LEAGUE = "nba"
-LEAGUES_ENV = "OTF_LEAGUES"  # the leagues a deployment follows, e.g. nba,nfl,mlb
-LEAGUES_FILE_ENV = "OTF_LEAGUES_FILE"  # a YAML file adding leagues to the packaged ones
+DEFAULT_LEAGUE = "nba"  # when neither OTF_LEAGUES nor the leagues file says
+LEAGUES_ENV = settings.LEAGUES.env  # the leagues a deployment follows, e.g. nba,nfl,mlb
+LEAGUES_FILE_ENV = settings.LEAGUES_FILE.env  # a YAML file adding leagues to the packaged ones
 
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 _PAIR = re.compile(r"^(?P<sport>[a-z][a-z0-9-]*)/(?P<league>[a-z0-9][a-z0-9.-]*)$")

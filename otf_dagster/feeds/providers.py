@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
+from otf_dagster import settings
 from otf_dagster.exceptions import ConfigError, MalformedFeed, UnknownGame
 from otf_dagster.feeds import espn, nba_cdn
 from otf_dagster.feeds.http import FeedClient, FeedHttpError
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("nba_cdn", "espn")
 # The NBA's default feed: ESPN, which the NBA CDN's Referer rule (May 2026) showed is the one
 # feed every league already depends on (docs/design.md, "Feeds as they answer today").
-DEFAULT_NBA_PROVIDER = "espn"
+DEFAULT_NBA_PROVIDER = settings.FEED_PROVIDER.default
 # ESPN cuts a scoreboard ``limit`` above 500 to 25 events, silently: never ask for more.
 MAX_LIMIT = 500
 CAPPED_EVENTS = 25

@@ -11,12 +11,14 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from otf_dagster import settings
+
 INSTANCE_FILE = "dagster.yaml"
 WORKSPACE_FILE = "workspace.yaml"
 
 # Where the packaged workspace.yaml finds the code server (deploy/workspace.yaml reads them).
-CODE_SERVER_HOST_ENV = "OTF_CODE_SERVER_HOST"
-CODE_SERVER_PORT_ENV = "OTF_CODE_SERVER_PORT"
+CODE_SERVER_HOST_ENV = settings.CODE_SERVER_HOST.env
+CODE_SERVER_PORT_ENV = settings.CODE_SERVER_PORT.env
 LOCATION_NAME = "otf_dagster"
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from otf_dagster import config
+from otf_dagster import config, settings
 from otf_dagster.core.store.db import connect
 from otf_dagster.exceptions import ConfigError
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # back to the embedded server when OTF_DATABASE_URL is unset.
 EMBEDDED_ENV = "OTF_EMBEDDED"
 
-TIMESCALEDB_ENV = "OTF_TIMESCALEDB"
+TIMESCALEDB_ENV = settings.TIMESCALEDB.env
 _PRELOAD_SETTINGS = (
     ("shared_preload_libraries", "timescaledb"),
     ("timescaledb.telemetry_level", "off"),  # the build has no OpenSSL, so no telemetry either

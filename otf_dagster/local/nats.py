@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from otf_dagster import config
+from otf_dagster import config, settings
 from otf_dagster.exceptions import ConfigError
 
-NATS_URL_ENV = "OTF_NATS_URL"  # any other NATS server; else the embedded one
+NATS_URL_ENV = settings.NATS_URL.env  # any other NATS server; else the embedded one
 PID_FILE = "nats-server.pid"
 PORT_FILE = "port"
 LOG_FILE = "nats-server.log"

@@ -45,11 +45,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from otf_dagster import settings
 from otf_dagster.exceptions import ConfigError
 
-SECRET_ENV = "OTF_RECEIVER_SECRET"  # the endpoint's signing secret, whsec_...
-TOKEN_ENV = "OTF_RECEIVER_TOKEN"  # the owner's token for `otf api` (otf services token create)
-API_URL_ENV = "OTF_API_URL"  # where `otf api` listens, when --api-url is not given
+SECRET_ENV = settings.RECEIVER_SECRET.env  # the endpoint's signing secret, whsec_...
+TOKEN_ENV = (
+    settings.RECEIVER_TOKEN.env
+)  # the owner's token for `otf api` (otf services token create)
+API_URL_ENV = settings.API_URL.env  # where `otf api` listens, when --api-url is not given
 FINAL_KINDS = ("game_final",)
 MAX_BODY_BYTES = 1024 * 1024
 REPORT_TIMEOUT = 10.0

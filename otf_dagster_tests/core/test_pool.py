@@ -5,7 +5,6 @@ survive poisoned and hung tasks, drop tasks fenced away from them, and end when 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -132,10 +131,12 @@ def test_a_pool_gives_back_what_exceeds_its_capacity_and_nothing_is_lost(db_url,
         report = tick(store, capacity=12)
         [pool_id] = report.assigned
         with PoolThread(db_url, pool_id, capacity=8) as small:  # runs with less than assigned
-            deadline = time.monotonic() + 30
-            while small.pool.summary.given_back < 4:
-                assert time.monotonic() < deadline, "the pool did not give the extra tasks back"
-                time.sleep(0.05)
+            wait_for(
+                lambda: small.pool.summary.given_back >= 4,
+                "the pool to give the extra tasks back",
+                30,
+                every=0.05,
+            )
             given = [t for t in store.list_tasks(state="STARTED") if t.pool_id is None]
             assert len(given) == 4 and all(t.attempt == 1 for t in given)
             follow = tick(store, capacity=12)  # the Task Manager assigns them again
@@ -175,10 +176,10 @@ def test_a_hung_feed_for_one_task_does_not_hold_the_others(db_url, store):
         report = tick(store, capacity=10)
         [pool_id] = report.assigned
         with PoolThread(db_url, pool_id, 10, workers=2, timeout=(1.0, 300.0)) as pool:
-            deadline = time.monotonic() + 120  # generous: a loaded machine is slow, not wrong
-            while len(pool.ended) < 3:
-                assert time.monotonic() < deadline, f"others held up: {pool.ended}"
-                time.sleep(0.05)
+            # generous: a loaded machine is slow, not wrong
+            wait_for(
+                lambda: len(pool.ended) >= 3, "a, b and c beside the hung one", 120, every=0.05
+            )
             assert sorted(t for t, _ in pool.ended) == ["ping:a", "ping:b", "ping:c"]
             assert store.get_task("ping:hung").state == TaskState.STARTED  # still in flight
             release.set()
@@ -253,10 +254,12 @@ def test_a_pool_that_loses_its_database_connections_loses_nothing(db_url, store)
         report = tick(store, capacity=10)
         [pool_id] = report.assigned
         with PoolThread(db_url, pool_id, 10) as pool:
-            deadline = time.monotonic() + 60
-            while sum(len(store.task_events(f"ping:{k}")) for k in keys) < 50:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_for(
+                lambda: sum(len(store.task_events(f"ping:{k}")) for k in keys) >= 50,
+                "50 events",
+                60,
+                every=0.05,
+            )
             with psycopg.connect(db_url, autocommit=True) as admin:
                 dropped = admin.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -66,7 +66,7 @@ def test_the_daily_schedule_carries_the_settings(monkeypatch):
     config = request.run_config["ops"]["prune_history"]["config"]
     assert config == {"older_than_days": 45, "events_older_than_days": 400}
     monkeypatch.setenv("OTF_HISTORY_DAYS", "0")
-    with pytest.raises(Exception, match="OTF_HISTORY_DAYS='0' must be positive"):
+    with pytest.raises(Exception, match="OTF_HISTORY_DAYS='0' is not a whole number above 0"):
         defs()
 
 

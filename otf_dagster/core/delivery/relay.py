@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from otf_dagster import settings
 from otf_dagster.core.delivery.nats_sink import NatsSink
 from otf_dagster.core.delivery.sink import EventBody, Outcome, Sink
 from otf_dagster.core.delivery.webhook import WebhookSink, validate_secret
@@ -42,71 +43,42 @@ from otf_dagster.exceptions import ConfigError, DatabaseUnavailable, OtfError
 
 log = logging.getLogger("otf.relay")
 
-# Svix's schedule: the delay before each attempt (the first immediately), 8 attempts in all.
-DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 CHANNEL = "otf_events"
+DEFAULT_SCHEDULE: tuple[float, ...] = settings.DELIVERY_RETRY_SCHEDULE.default  # Svix's
 
 
 @dataclass(frozen=True)
 class RelaySettings:
     retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
-    timeout: float = 15.0  # seconds a webhook's answer (its headers) may take
-    retry_after_cap: float = 3600.0
-    disable_after: float = 5 * 86400.0  # failing this long disables the endpoint
-    warn_after: float = 86400.0  # failing this long shows the endpoint as "warning"
-    lease_seconds: float = 30.0
+    timeout: float = settings.DELIVERY_TIMEOUT.default  # a webhook's answer (its headers)
+    retry_after_cap: float = settings.DELIVERY_RETRY_AFTER_CAP.default
+    disable_after: float = settings.DELIVERY_DISABLE_AFTER.default  # failing this long: disabled
+    warn_after: float = settings.DELIVERY_WARN_AFTER.default  # failing this long: "warning"
+    lease_seconds: float = settings.DELIVERY_LEASE_SECONDS.default
     read_batch: int = 500
     idle_wait: float = 2.0  # a worker re-checks this often without a NOTIFY
     max_endpoints: int = 500
     nats_url: str | None = None  # for NATS endpoints without a URL of their own
 
     ENV = {
-        "retry_schedule": "OTF_DELIVERY_RETRY_SCHEDULE",
-        "timeout": "OTF_DELIVERY_TIMEOUT",
-        "retry_after_cap": "OTF_DELIVERY_RETRY_AFTER_CAP",
-        "disable_after": "OTF_DELIVERY_DISABLE_AFTER",
-        "warn_after": "OTF_DELIVERY_WARN_AFTER",
-        "lease_seconds": "OTF_DELIVERY_LEASE_SECONDS",
+        "retry_schedule": settings.DELIVERY_RETRY_SCHEDULE,
+        "timeout": settings.DELIVERY_TIMEOUT,
+        "retry_after_cap": settings.DELIVERY_RETRY_AFTER_CAP,
+        "disable_after": settings.DELIVERY_DISABLE_AFTER,
+        "warn_after": settings.DELIVERY_WARN_AFTER,
+        "lease_seconds": settings.DELIVERY_LEASE_SECONDS,
     }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RelaySettings:
         """Defaults, then the OTF_DELIVERY_* variables (seconds), then ``overrides``."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, var in cls.ENV.items():
-            raw = env.get(var)
-            if raw is None or raw.strip() == "":
-                continue
-            if name == "retry_schedule":
-                values[name] = parse_schedule(raw, var)
-            else:
-                values[name] = _positive(raw, var)
+        values: dict[str, Any] = {name: s.read(env) for name, s in cls.ENV.items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
 def parse_schedule(raw: str, what: str = "retry schedule") -> tuple[float, ...]:
-    try:
-        delays = tuple(float(part) for part in raw.split(","))
-    except ValueError:
-        delays = ()
-    if not delays or any(not (d >= 0) for d in delays):
-        raise ConfigError(
-            f"{what}={raw!r}: give comma-separated seconds >= 0, e.g. 0,5,300,1800 "
-            "(the delay before each attempt, the first usually 0)"
-        )
-    return delays
-
-
-def _positive(raw: str, var: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (value > 0):
-        raise ConfigError(f"{var}={raw!r}: give a number of seconds above 0")
-    return value
+    return settings.delays(raw, what)
 
 
 def event_id(seq: int) -> str:
