@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from otf_dagster import handlers
 from otf_dagster.core import hosting, pace, urls
 from otf_dagster.core.models import EventRecord, Task, TaskState, TaskType
 from otf_dagster.core.store import TaskStore, task_id_for
+from otf_dagster.core.store.polls import FollowUp, PollRecord, PollWrite
 from otf_dagster.exceptions import (
     ConfigError,
     DatabaseUnavailable,
@@ -462,21 +463,32 @@ class TaskRunner:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _commit(self, cp: Checkpoint, records: list[EventRecord], **kw: Any) -> TaskState | None:
+    def _commit(
+        self,
+        cp: Checkpoint,
+        records: list[EventRecord],
+        *,
+        finish: TaskState | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        follow_ups: Sequence[FollowUp] = (),
+        poll_record: PollRecord | None = None,
+    ) -> TaskState | None:
         """Write one poll (idempotently, fenced by the committed next_seq); adopt cp on success."""
-        expected = self.cp.next_seq
-        state = self._db(
-            "record poll",
-            lambda: self.store.record_poll(
-                self.task_id,
-                self.attempt,
-                self.run_id,
-                cp.dump(),
-                records,
-                expected_seq=expected,
-                **kw,
-            ),
+        write = PollWrite(
+            self.task_id,
+            self.attempt,
+            self.run_id,
+            cp.dump(),
+            records,
+            finish=finish,
+            reason=reason,
+            detail=detail,
+            expected_seq=self.cp.next_seq,
+            follow_ups=follow_ups,
+            poll_record=poll_record,
         )
+        state = self._db("record poll", lambda: self.store.record_poll(write))
         self.cp = cp
         self.events_written += len(records)
         return state
@@ -486,7 +498,7 @@ class TaskRunner:
         state: TaskState,
         reason: str,
         cp: Checkpoint | None = None,
-        poll_record: tuple[float, str | None] | None = None,
+        poll_record: PollRecord | None = None,
     ) -> RunOutcome:
         overall = self._commit(
             cp or self.cp, [], finish=state, reason=reason, poll_record=poll_record

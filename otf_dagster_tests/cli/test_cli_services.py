@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from otf_dagster import cli as cli_module
 from otf_dagster.core.models import EventRecord, TaskState
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster_tests.helpers import MEDIA, PLAIN
 
 
@@ -100,11 +101,16 @@ def test_report_backwards_is_refused(otf, media_task):
 def test_events_tail_json_durable_and_not(otf, store, media_task):
     tid = media_task.task.task_id
     store.record_poll(
-        tid,
-        1,
-        "run-1",
-        {},
-        [EventRecord(1, "game_started", {"home": 0}), EventRecord(2, "score_changed", {"home": 2})],
+        PollWrite(
+            tid,
+            1,
+            "run-1",
+            {},
+            [
+                EventRecord(1, "game_started", {"home": 0}),
+                EventRecord(2, "score_changed", {"home": 2}),
+            ],
+        )
     )
     r = otf("events", "tail", "--json")
     assert r.exit_code == 0, r.output
@@ -127,7 +133,7 @@ def test_events_tail_json_durable_and_not(otf, store, media_task):
     assert [json.loads(line)["task_seq"] for line in r.stdout.splitlines()] == [2]
     assert otf("events", "tail", "--consumer", "photo-svc").stdout == ""  # the cursor moved
 
-    store.record_poll(tid, 1, "run-1", {}, [EventRecord(3, "game_final", {})])
+    store.record_poll(PollWrite(tid, 1, "run-1", {}, [EventRecord(3, "game_final", {})]))
     r = otf("events", "tail", "--consumer", "photo-svc", "--follow", "--timeout", "0.2", "--json")
     assert [json.loads(line)["kind"] for line in r.stdout.splitlines()] == ["game_final"]
 

@@ -11,6 +11,7 @@ import pytest
 
 from otf_dagster.core import manager
 from otf_dagster.core.models import TaskState
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StoreError
 from otf_dagster_tests.defs.test_sensor import tick as sensor_tick
 
@@ -89,11 +90,13 @@ def test_a_follow_up_inherits_its_parents_lane_and_a_lane_never_changes(
     store.schedule_task(T, "new", now - timedelta(minutes=1))
     [parent] = [c for c in store.claim_ready(10) if c.task.external_key == "old"]
     store.record_poll(
-        parent.task.task_id,
-        parent.task.attempt,
-        "run-1",
-        {"next_seq": 1},
-        follow_ups=[("NBA_GAME_CONFIRM", "old", now, {})],
+        PollWrite(
+            parent.task.task_id,
+            parent.task.attempt,
+            "run-1",
+            {"next_seq": 1},
+            follow_ups=[("NBA_GAME_CONFIRM", "old", now, {})],
+        )
     )
     assert store.get_task("nba_game_confirm:old").lane == "backfill"
     # an existing task keeps its lane whatever a later schedule says

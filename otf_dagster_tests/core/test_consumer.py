@@ -15,6 +15,7 @@ from otf_dagster.core.consumer import CHANNEL, Consumer, read_events
 from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import list_subscriptions, subscribe, unsubscribe
 from otf_dagster.core.store import EVENTS_LOCK_KEY, TaskStore, polls
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StoreError, UnknownTaskType
 from otf_dagster_tests.helpers import MEDIA, PLAIN, start_task
 
@@ -281,7 +282,9 @@ def test_concurrent_writers_and_a_restarting_consumer_miss_nothing(db_url, store
                     mode = i % 4
                     if mode == 3:  # the runner's real write path
                         time.sleep(wrng.random() * 0.004)
-                        own.record_poll(task.task_id, task.attempt, f"run-{w}", {"i": i}, events)
+                        own.record_poll(
+                            PollWrite(task.task_id, task.attempt, f"run-{w}", {"i": i}, events)
+                        )
                         next_seq += n
                         continue
 

@@ -13,6 +13,7 @@ import pytest
 from otf_dagster.core import manager
 from otf_dagster.core.manager import RunInfo
 from otf_dagster.core.models import TaskState
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StaleTransition
 from otf_dagster_tests.helpers import MEDIA, NOW, start_task
 
@@ -216,7 +217,7 @@ def test_a_task_whose_runner_reported_its_end_is_not_relaunched(store, media_tas
     """The runner FINISHED and the task waits for its photo and caption services: no new
     runner may start the game over."""
     task_id = media_task.task.task_id
-    store.record_poll(task_id, 1, "r1", {"next_seq": 1}, finish=TaskState.FINISHED)
+    store.record_poll(PollWrite(task_id, 1, "r1", {"next_seq": 1}, finish=TaskState.FINISHED))
     with pytest.raises(StaleTransition):
         store.relaunch(task_id, 1, "lost")
     task = store.get_task(task_id)

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
 from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import InvalidReport, StaleTransition, UnknownTask
 from otf_dagster_tests.helpers import MEDIA, start_task
 
@@ -42,7 +43,9 @@ def test_photo_failing_fails_the_task_naming_photo_while_caption_succeeds(store,
     ]
     # The failed task fences its runner off: its next poll write is refused.
     with pytest.raises(StaleTransition):
-        store.record_poll(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})])
+        store.record_poll(
+            PollWrite(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})])
+        )
 
 
 def test_all_required_services_finished_finishes_the_task_once(store, media_task):
@@ -52,7 +55,9 @@ def test_all_required_services_finished_finishes_the_task_once(store, media_task
     # The runner is one of the required services: its end alone decides nothing yet.
     assert (
         store.record_poll(
-            tid, 1, "run-1", {}, [EventRecord(1, "game_final", {})], finish=TaskState.FINISHED
+            PollWrite(
+                tid, 1, "run-1", {}, [EventRecord(1, "game_final", {})], finish=TaskState.FINISHED
+            )
         )
         == TaskState.STARTED
     )
@@ -72,7 +77,10 @@ def test_services_done_before_the_runner_let_the_runner_finish_the_task(store, m
     report(store, tid, "photo", "FINISHED")
     report(store, tid, "caption", "FINISHED")
     assert store.get_task(tid).state == TaskState.STARTED  # partial: the runner is still polling
-    assert store.record_poll(tid, 1, "run-1", {}, finish=TaskState.FINISHED) == TaskState.FINISHED
+    assert (
+        store.record_poll(PollWrite(tid, 1, "run-1", {}, finish=TaskState.FINISHED))
+        == TaskState.FINISHED
+    )
     assert store.get_task(tid).state == TaskState.FINISHED
 
 
@@ -81,7 +89,10 @@ def test_services_a_type_does_not_require_never_decide(store, media_types):
     tid = claimed.task.task_id
     assert report(store, tid, "photo", "FAILED").overall == TaskState.STARTED
     assert store.get_task(tid).state == TaskState.STARTED
-    assert store.record_poll(tid, 1, "run-1", {}, finish=TaskState.FINISHED) == TaskState.FINISHED
+    assert (
+        store.record_poll(PollWrite(tid, 1, "run-1", {}, finish=TaskState.FINISHED))
+        == TaskState.FINISHED
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,7 +266,7 @@ def test_concurrent_final_reports_finish_the_task_exactly_once(db_url, store, me
     them see the other, so every task ends FINISHED with exactly one FINISHED history row."""
     tasks = [start_task(store, MEDIA, f"c{i}").task.task_id for i in range(20)]
     for tid in tasks:
-        store.record_poll(tid, 1, "run", {}, finish=TaskState.FINISHED)
+        store.record_poll(PollWrite(tid, 1, "run", {}, finish=TaskState.FINISHED))
     errors: list[BaseException] = []
 
     def service(name: str, barrier: threading.Barrier) -> None:

@@ -6,25 +6,28 @@ import pytest
 
 from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.exceptions import UnknownTask
 
 
 def test_timeline_of_a_task_from_schedule_to_finish(store, db_url, media_task):
     tid = media_task.task.task_id
-    store.record_poll(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})])
+    store.record_poll(PollWrite(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})]))
     report(store, tid, "photo", "STARTED")
     report(store, tid, "photo", "FINISHED", {"url": "https://example.org/p.jpg"})
     report(store, tid, "caption", "FINISHED", {"reason": "captioned"})
     # The last poll: final events and the runner's end in one transaction - the task finishes.
     assert (
         store.record_poll(
-            tid,
-            1,
-            "run-1",
-            {"n": 2},
-            [EventRecord(2, "score_changed", {}), EventRecord(3, "game_final", {})],
-            finish=TaskState.FINISHED,
+            PollWrite(
+                tid,
+                1,
+                "run-1",
+                {"n": 2},
+                [EventRecord(2, "score_changed", {}), EventRecord(3, "game_final", {})],
+                finish=TaskState.FINISHED,
+            )
         )
         == TaskState.FINISHED
     )

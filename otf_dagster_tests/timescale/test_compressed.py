@@ -20,6 +20,7 @@ from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report, subscribe
 from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.views.tables import timeline_markdown
 from otf_dagster_tests.helpers import MEDIA
@@ -46,16 +47,16 @@ def score(seq: int, side: str, points: int, home: int, away: int) -> EventRecord
 
 def play_a_game(store: TaskStore, tid: str) -> None:
     """Polls with events, services' reports, and a last poll that finishes the task."""
-    store.record_poll(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})])
+    store.record_poll(PollWrite(tid, 1, "run-1", {"n": 1}, [EventRecord(1, "game_started", {})]))
     report(store, tid, "photo", "STARTED")
     store.record_poll(
-        tid, 1, "run-1", {"n": 2}, [score(2, "home", 2, 2, 0), score(3, "away", 3, 2, 3)]
+        PollWrite(tid, 1, "run-1", {"n": 2}, [score(2, "home", 2, 2, 0), score(3, "away", 3, 2, 3)])
     )
     report(store, tid, "photo", "FINISHED", {"url": "https://example.org/p.jpg"})
     report(store, tid, "caption", "FINISHED")
     final = EventRecord(4, "game_final", {"home_score": 2, "away_score": 3})
     assert (
-        store.record_poll(tid, 1, "run-1", {"n": 3}, [final], finish=TaskState.FINISHED)
+        store.record_poll(PollWrite(tid, 1, "run-1", {"n": 3}, [final], finish=TaskState.FINISHED))
         == TaskState.FINISHED
     )
 

@@ -24,6 +24,7 @@ from otf_dagster.core.models import EventRecord, TaskState, TaskType
 from otf_dagster.core.services import report, subscribe
 from otf_dagster.core.stats import minute_stats
 from otf_dagster.core.store import TaskStore, migrations, pollstats
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.local import embedded
 from otf_dagster_tests.helpers import MEDIA, NOW
@@ -69,7 +70,7 @@ def write_some_history(store: TaskStore) -> list[str]:
                 EventRecord(poll * 2 - 1, "score_changed", {"home_score": poll, "away_score": n}),
                 EventRecord(poll * 2, "lead_changed", {"home_score": poll, "away_score": n}),
             ]
-            store.record_poll(tid, 1, f"run-{n}", {"next_seq": poll * 2 + 1}, events)
+            store.record_poll(PollWrite(tid, 1, f"run-{n}", {"next_seq": poll * 2 + 1}, events))
             store.run(
                 "log poll",
                 lambda conn, tid=tid, poll=poll, n=n: pollstats.log_poll(
@@ -85,12 +86,14 @@ def write_some_history(store: TaskStore) -> list[str]:
             )
         report(store, tid, "photo", "FINISHED")
     store.record_poll(
-        ids[0],
-        1,
-        "run-0",
-        {"next_seq": 8},
-        [EventRecord(7, "game_final", {})],
-        finish=TaskState.FINISHED,
+        PollWrite(
+            ids[0],
+            1,
+            "run-0",
+            {"next_seq": 8},
+            [EventRecord(7, "game_final", {})],
+            finish=TaskState.FINISHED,
+        )
     )
     return ids
 

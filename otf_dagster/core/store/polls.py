@@ -7,6 +7,7 @@ task's poll, fenced by (STARTED, attempt, runner) and idempotent through the che
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,65 +30,75 @@ FollowUp = tuple[str, str, datetime, dict[str, Any]]
 PollRecord = tuple[float, str | None]  # (lateness in seconds, the error of a failed poll)
 
 
-def record_poll(
-    c: psycopg.Connection,
-    task_id: str,
-    attempt: int,
-    run_id: str,
-    checkpoint: dict[str, Any],
-    events: Sequence[EventRecord] = (),
-    *,
-    finish: TaskState | None = None,
-    reason: str | None = None,
-    detail: dict[str, Any] | None = None,
-    expected_seq: int | None = None,
-    follow_ups: Sequence[FollowUp] = (),
-    poll_record: PollRecord | None = None,
-) -> TaskState | None:
+@dataclass(frozen=True)
+class PollWrite:
+    """One poll's writes, committed together by :meth:`TaskStore.record_poll`: the runner's
+    checkpoint (and heartbeat), the new events, the follow-up tasks, the ``task_polls`` row
+    (``poll_record``: lateness, error) and, with ``finish``, the runner's end (its ``reason``
+    and ``detail``). Fenced by (STARTED, ``attempt``, ``run_id``); with ``expected_seq`` (the
+    checkpoint's ``next_seq`` the poll started from) a retry of a commit whose
+    acknowledgement was lost writes nothing twice."""
+
+    task_id: str
+    attempt: int
+    run_id: str
+    checkpoint: dict[str, Any]
+    events: Sequence[EventRecord] = ()
+    finish: TaskState | None = None
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    expected_seq: int | None = None
+    follow_ups: Sequence[FollowUp] = ()
+    poll_record: PollRecord | None = None
+
+
+def record_poll(c: psycopg.Connection, w: PollWrite) -> TaskState | None:
     """See :meth:`TaskStore.record_poll`."""
     row = c.execute(
         query("save_checkpoint"),
         {
-            "task_id": task_id,
-            "attempt": attempt,
-            "run_id": run_id,
-            "checkpoint": Jsonb(checkpoint),
-            "expected_seq": expected_seq,
+            "task_id": w.task_id,
+            "attempt": w.attempt,
+            "run_id": w.run_id,
+            "checkpoint": Jsonb(w.checkpoint),
+            "expected_seq": w.expected_seq,
         },
     ).fetchone()
     if row is None:
-        cur = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+        cur = c.execute(query("get_task"), {"task_id": w.task_id}).fetchone()
         if (
-            expected_seq is not None
+            w.expected_seq is not None
             and cur is not None
-            and cur["attempt"] == attempt
-            and cur["run_id"] == run_id
-            and cur["checkpoint"] == checkpoint
+            and cur["attempt"] == w.attempt
+            and cur["run_id"] == w.run_id
+            and cur["checkpoint"] == w.checkpoint
         ):
-            return TaskState(cur["state"]) if finish is not None else None  # already applied
-        raise refusal(c, task_id, "poll write", TaskState.STARTED, attempt, run_id)
-    if poll_record is not None:
+            return TaskState(cur["state"]) if w.finish is not None else None  # already applied
+        raise refusal(c, w.task_id, "poll write", TaskState.STARTED, w.attempt, w.run_id)
+    if w.poll_record is not None:
         pollstats.log_poll(
             c,
-            task_id=task_id,
+            task_id=w.task_id,
             task_type=row["task_type"],
-            attempt=attempt,
-            task_runner_id=run_id,
-            lateness_seconds=poll_record[0],
-            events=len(events),
-            error=poll_record[1],
+            attempt=w.attempt,
+            task_runner_id=w.run_id,
+            lateness_seconds=w.poll_record[0],
+            events=len(w.events),
+            error=w.poll_record[1],
         )
     overall = None
-    if finish is not None:
-        overall = finish_service(c, task_id, attempt, RUNNER_SERVICE, finish, reason, detail)
-    if events:
-        copy_events(c, [(task_id, run_id, row["task_type"], e) for e in events])
-    for ftype, fkey, fat, fparams in follow_ups:
+    if w.finish is not None:
+        overall = finish_service(
+            c, w.task_id, w.attempt, RUNNER_SERVICE, w.finish, w.reason, w.detail
+        )
+    if w.events:
+        copy_events(c, [(w.task_id, w.run_id, row["task_type"], e) for e in w.events])
+    for ftype, fkey, fat, fparams in w.follow_ups:
         # A type must exist when one that schedules it is applied (core.task_types.apply); a
         # follow-up of a type soft-deleted since then is skipped, never fatal.
         if task_types.lock_live(c, ftype):
             scheduling.schedule_in(
-                c, ftype, [(fkey, fat, fparams)], parent_task_id=task_id, source=RUNNER_SERVICE
+                c, ftype, [(fkey, fat, fparams)], parent_task_id=w.task_id, source=RUNNER_SERVICE
             )
     return overall
 

@@ -19,7 +19,6 @@ from otf_dagster.core.models import (
     BACKFILL,
     LIVE,
     ClaimedTask,
-    EventRecord,
     Task,
     TaskState,
     TaskType,
@@ -357,50 +356,19 @@ class TaskStore:
 
     # --- the runner's writes ---------------------------------------------------------------
 
-    def record_poll(
-        self,
-        task_id: str,
-        attempt: int,
-        run_id: str,
-        checkpoint: dict[str, Any],
-        events: Sequence[EventRecord] = (),
-        *,
-        finish: TaskState | None = None,
-        reason: str | None = None,
-        detail: dict[str, Any] | None = None,
-        expected_seq: int | None = None,
-        follow_ups: Sequence[polls.FollowUp] = (),
-        poll_record: polls.PollRecord | None = None,
-    ) -> TaskState | None:
-        """One poll's writes in ONE transaction: checkpoint + heartbeat, the events, follow-up
-        tasks, and (with ``finish``) the runner's end and the task's derived overall state,
+    def record_poll(self, write: polls.PollWrite) -> TaskState | None:
+        """One poll's writes (:class:`~otf_dagster.core.store.polls.PollWrite`) in ONE
+        transaction: checkpoint + heartbeat, the events, follow-up tasks, the ``task_polls``
+        row and (with ``finish``) the runner's end and the task's derived overall state,
         which is returned.
 
         Fenced by (STARTED, attempt, runner): a stale runner (an earlier attempt's, or one of
         the same attempt whose run id is no longer the task's) writes nothing and gets
-        StaleTransition.
-        With ``expected_seq`` (the checkpoint's ``next_seq`` this poll started from) it is also
-        idempotent: a retry after a commit whose acknowledgement was lost finds the checkpoint
-        already moved to ``checkpoint['next_seq']`` and writes nothing twice. ``poll_record``
-        (lateness, error) adds the poll's row to ``task_polls`` in the same transaction.
+        StaleTransition. With ``expected_seq`` it is also idempotent: a retry after a commit
+        whose acknowledgement was lost finds the checkpoint already moved and writes nothing
+        twice.
         """
-        return self.run(
-            f"record poll of {task_id!r}",
-            lambda c: polls.record_poll(
-                c,
-                task_id,
-                attempt,
-                run_id,
-                checkpoint,
-                events,
-                finish=finish,
-                reason=reason,
-                detail=detail,
-                expected_seq=expected_seq,
-                follow_ups=follow_ups,
-                poll_record=poll_record,
-            ),
-        )
+        return self.run(f"record poll of {write.task_id!r}", lambda c: polls.record_poll(c, write))
 
     def append_events(self, rows: Sequence[polls.EventRow]) -> None:
         """Batched append of (task_id, task_runner_id, task_type, event) rows in one transaction."""

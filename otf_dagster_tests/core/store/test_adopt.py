@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from otf_dagster.core.models import TaskState
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StaleTransition, UnknownTask
 from otf_dagster_tests.helpers import MEDIA, NOW, start_task
 
@@ -43,7 +44,7 @@ def test_a_task_whose_runner_reported_its_end_is_not_taken(store, media_task):
     """The runner FINISHED; the task waits for its other services: a hand launch must not
     start the game over."""
     task_id = media_task.task.task_id
-    store.record_poll(task_id, 1, "r1", {"next_seq": 1}, finish=TaskState.FINISHED)
+    store.record_poll(PollWrite(task_id, 1, "r1", {"next_seq": 1}, finish=TaskState.FINISHED))
     with pytest.raises(StaleTransition, match="is STARTED \\(attempt 1\\) and cannot be started"):
         store.adopt(task_id, "hand-run")
     task = store.get_task(task_id)

@@ -7,6 +7,7 @@ import pytest
 
 from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.store import TaskStore, task_id_for
+from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import (
     DatabaseUnavailable,
     StaleTransition,
@@ -103,7 +104,9 @@ def test_stale_transitions_are_refused(store, types):
     assert relaunched.attempt == 2
     # The attempt-1 runner is now stale: every write of it is refused, nothing changes.
     with pytest.raises(StaleTransition, match="attempt 1"):
-        store.record_poll(tid, 1, "old-run", {"x": 1}, [EventRecord(1, "game_started", {})])
+        store.record_poll(
+            PollWrite(tid, 1, "old-run", {"x": 1}, [EventRecord(1, "game_started", {})])
+        )
     with pytest.raises(StaleTransition):
         store.heartbeat(tid, 1)
     with pytest.raises(StaleTransition):
@@ -113,11 +116,11 @@ def test_stale_transitions_are_refused(store, types):
     assert store.task_events(tid) == []
     assert store.get_task(tid).checkpoint is None
     # The current attempt may write.
-    store.record_poll(tid, 2, "new-run", {"x": 2}, [EventRecord(1, "game_started", {})])
+    store.record_poll(PollWrite(tid, 2, "new-run", {"x": 2}, [EventRecord(1, "game_started", {})]))
     assert store.get_task(tid).run_id == "new-run"
     # A finished task cannot be finished again, nor cancelled.
     assert (
-        store.record_poll(tid, 2, "new-run", {"x": 3}, finish=TaskState.FINISHED)
+        store.record_poll(PollWrite(tid, 2, "new-run", {"x": 3}, finish=TaskState.FINISHED))
         == TaskState.FINISHED
     )
     with pytest.raises(StaleTransition):
@@ -141,14 +144,16 @@ def test_poll_writes_are_atomic(store, types, db_url):
     store.schedule_task(T, "a", NOW)
     [c] = store.claim_ready(now=NOW)
     tid = c.task.task_id
-    store.record_poll(tid, 1, "r1", {"n": 1}, [EventRecord(1, "game_started", {"a": 1})])
+    store.record_poll(PollWrite(tid, 1, "r1", {"n": 1}, [EventRecord(1, "game_started", {"a": 1})]))
     with pytest.raises(StoreError):
         store.record_poll(
-            tid,
-            1,
-            "r1",
-            {"n": 2},
-            [EventRecord(2, "score_changed", {}), EventRecord(3, "BAD KIND", {})],
+            PollWrite(
+                tid,
+                1,
+                "r1",
+                {"n": 2},
+                [EventRecord(2, "score_changed", {}), EventRecord(3, "BAD KIND", {})],
+            )
         )
     assert store.get_task(tid).checkpoint == {"n": 1}
     assert [e["task_seq"] for e in store.task_events(tid)] == [1]
@@ -188,12 +193,14 @@ def test_a_retried_poll_write_after_a_lost_acknowledgement_writes_nothing_twice(
     tid = c.task.task_id
     cp = {"snapshot": None, "next_seq": 3, "polls": 1}
     events = [EventRecord(1, "game_started", {}), EventRecord(2, "period_started", {"period": 1})]
-    store.record_poll(tid, 1, "r1", cp, events, expected_seq=1)
-    store.record_poll(tid, 1, "r1", cp, events, expected_seq=1)  # the retry
+    store.record_poll(PollWrite(tid, 1, "r1", cp, events, expected_seq=1))
+    store.record_poll(PollWrite(tid, 1, "r1", cp, events, expected_seq=1))  # the retry
     assert [e["task_seq"] for e in store.task_events(tid)] == [1, 2]
     # A write from a position the checkpoint has already left is refused.
     with pytest.raises(StaleTransition):
         store.record_poll(
-            tid, 1, "r1", {**cp, "polls": 9}, [EventRecord(3, "game_final", {})], expected_seq=1
+            PollWrite(
+                tid, 1, "r1", {**cp, "polls": 9}, [EventRecord(3, "game_final", {})], expected_seq=1
+            )
         )
     assert len(store.task_events(tid)) == 2
