@@ -149,6 +149,7 @@ def test_every_project_function_pins_its_search_path(db_url):
     assert {name: config for name, config, _ in rows if name not in runs_as_caller} == {
         name: [PINNED]
         for name in (
+            "otf_event_holders",
             "otf_overall_state",
             "otf_record_service_state",
             "otf_report",
