@@ -57,21 +57,21 @@ CREATE INDEX IF NOT EXISTS runner_pools_ended_idx ON runner_pools (ended_at, poo
 CREATE OR REPLACE FUNCTION otf_event_holders(p_forced text[] DEFAULT '{}')
 RETURNS TABLE (held_at bigint, holder text)
 LANGUAGE sql STABLE
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $fn$
     SELECT h.held_at, h.holder FROM (
         SELECT c.position AS held_at, 'consumer ' || c.consumer AS holder
-        FROM consumer_cursors c
+        FROM public.consumer_cursors c
         WHERE c.consumer <> ALL (coalesce(p_forced, '{}'))
         UNION ALL
         SELECT e.position, format('endpoint:%s (owner %s, %s)', e.endpoint_id, e.owner, e.sink)
-        FROM delivery_endpoints e
+        FROM public.delivery_endpoints e
         WHERE e.state <> 'removed'
           AND ('endpoint:' || e.endpoint_id) <> ALL (coalesce(p_forced, '{}'))
         UNION ALL
         SELECT min(p.seq) - 1, format('endpoint:%s (owner %s, %s): pending event %s',
                                       e.endpoint_id, e.owner, e.sink, min(p.seq))
-        FROM delivery_pending p JOIN delivery_endpoints e ON e.endpoint_id = p.endpoint_id
+        FROM public.delivery_pending p JOIN public.delivery_endpoints e ON e.endpoint_id = p.endpoint_id
         WHERE ('endpoint:' || e.endpoint_id) <> ALL (coalesce(p_forced, '{}'))
         GROUP BY e.endpoint_id, e.owner, e.sink
     ) h

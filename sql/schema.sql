@@ -23,21 +23,21 @@ CREATE TYPE public.task_state AS ENUM (
 
 CREATE FUNCTION public.otf_event_holders(p_forced text[] DEFAULT '{}'::text[]) RETURNS TABLE(held_at bigint, holder text)
     LANGUAGE sql STABLE
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT h.held_at, h.holder FROM (
         SELECT c.position AS held_at, 'consumer ' || c.consumer AS holder
-        FROM consumer_cursors c
+        FROM public.consumer_cursors c
         WHERE c.consumer <> ALL (coalesce(p_forced, '{}'))
         UNION ALL
         SELECT e.position, format('endpoint:%s (owner %s, %s)', e.endpoint_id, e.owner, e.sink)
-        FROM delivery_endpoints e
+        FROM public.delivery_endpoints e
         WHERE e.state <> 'removed'
           AND ('endpoint:' || e.endpoint_id) <> ALL (coalesce(p_forced, '{}'))
         UNION ALL
         SELECT min(p.seq) - 1, format('endpoint:%s (owner %s, %s): pending event %s',
                                       e.endpoint_id, e.owner, e.sink, min(p.seq))
-        FROM delivery_pending p JOIN delivery_endpoints e ON e.endpoint_id = p.endpoint_id
+        FROM public.delivery_pending p JOIN public.delivery_endpoints e ON e.endpoint_id = p.endpoint_id
         WHERE ('endpoint:' || e.endpoint_id) <> ALL (coalesce(p_forced, '{}'))
         GROUP BY e.endpoint_id, e.owner, e.sink
     ) h
