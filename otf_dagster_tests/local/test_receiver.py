@@ -230,10 +230,16 @@ def test_the_receiver_example_verifies(secret):
         batch = [event("t2", 2, "score_changed"), event("t2", 3, "period_ended")]
         assert post(url, secret, batch).status_code == 204
         assert post(url, new_secret(), event("t3", 4, "game_final")).status_code == 401
+        # Each event is printed (flushed) before its 204 is sent, so the lines are there now:
+        # read them while the example runs, rather than waiting for the pipe's end after a
+        # SIGTERM (a CI run timed out there, the example's output complete).
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(3)]
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    assert out.splitlines() == [  # after the first line, read above
+        proc.kill()
+        proc.wait(timeout=20)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert lines == [  # after the first line, read above
         "game_final nba_game_boxscore:g1 1 evt_nba_game_boxscore:g1_1",
         "score_changed t2 2 evt_t2_2",
         "period_ended t2 3 evt_t2_3",
