@@ -31,9 +31,9 @@ import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from otf_dagster.core.consumer import Consumer  # noqa: E402
-from otf_dagster.core.models import EventRecord, TaskType  # noqa: E402
 from otf_dagster.core.services import subscribe  # noqa: E402
 from otf_dagster.core.store import TaskStore, polls  # noqa: E402
+from otf_dagster.vocab.tasks import EventRecord, TaskType  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 FULL = {"events": 100_000, "latency_events": 300, "poll_events": 60}

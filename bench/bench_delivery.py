@@ -50,11 +50,11 @@ from requests.adapters import HTTPAdapter  # noqa: E402
 
 from otf_dagster.core.consumer import Consumer  # noqa: E402
 from otf_dagster.core.delivery.relay import RelaySettings, make_sink, run_cycle  # noqa: E402
-from otf_dagster.core.models import EventRecord, TaskType  # noqa: E402
 from otf_dagster.core.services import subscribe  # noqa: E402
 from otf_dagster.core.store import TaskStore, polls  # noqa: E402
 from otf_dagster.core.store import delivery as dstore  # noqa: E402
 from otf_dagster.local import nats as embedded_nats  # noqa: E402
+from otf_dagster.vocab.tasks import EventRecord, TaskType  # noqa: E402
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 1000.0

@@ -29,13 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (sets sys.path for the project too)
 
-from otf_dagster.core import task_types  # noqa: E402
-from otf_dagster.core.models import Task, TaskState  # noqa: E402
 from otf_dagster.feeds import BoxScore  # noqa: E402
 from otf_dagster.feeds.derive import derive_events  # noqa: E402
 from otf_dagster.feeds.espn import parse_espn_summary  # noqa: E402
 from otf_dagster.feeds.nba_cdn import parse_nba_boxscore  # noqa: E402
-from otf_dagster.handlers import PollContext, get  # noqa: E402
+from otf_dagster.handlers import (  # noqa: E402
+    PollContext,
+    get,
+    task_types,  # noqa: E402
+)
+from otf_dagster.vocab.tasks import Task, TaskState  # noqa: E402
 
 FIXTURES = _common.ROOT / "otf_dagster_tests" / "fixtures"
 SCOREBOARD = FIXTURES / "espn/scoreboard/scoreboard_2026-03-01_pre_11games.json"

@@ -63,10 +63,11 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from otf_dagster import config  # noqa: E402
 from otf_dagster.cli import _register, cli  # noqa: E402
-from otf_dagster.core import manager, retention, task_types  # noqa: E402
+from otf_dagster.core import manager, retention  # noqa: E402
 from otf_dagster.core.consumer import Consumer  # noqa: E402
 from otf_dagster.core.services import subscribe  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
+from otf_dagster.handlers import task_types  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 PREFIX = "nba_game_boxscore:y"

@@ -54,8 +54,8 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 from otf_dagster import config  # noqa: E402
-from otf_dagster.core import task_types  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
+from otf_dagster.handlers import HANDLERS, task_types  # noqa: E402
 from otf_dagster.local import dagster_home  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
@@ -791,6 +791,7 @@ def runner_child(idx: int, url: str, base_url: str, task_id: str, attempt: int, 
                 task_id,
                 attempt,
                 f"bench-run-{idx}",
+                handlers=HANDLERS,
                 feed_base_url=base_url,
                 clock=StopClock(),
                 on_poll=lambda report: fetches.append(time.time()),

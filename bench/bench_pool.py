@@ -39,8 +39,9 @@ import _common  # noqa: E402  (sets sys.path for the project too)
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
-from otf_dagster.core import manager, task_types  # noqa: E402
+from otf_dagster.core import manager  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
+from otf_dagster.handlers import HANDLERS, task_types  # noqa: E402
 
 POLL = 10.0
 GOAL_P99 = 1.0
@@ -136,6 +137,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
     pool = RunnerPool(
         store,
         pool_id,
+        handlers=HANDLERS,
         deployment_id=DEPLOYMENT.id,
         run_id=f"bench-{pool_id}",
         capacity=n,
@@ -264,6 +266,7 @@ def one_task_process(url: str, base_url: str, task_id: str, attempt: int, stop, 
             task_id,
             attempt,
             f"one-{task_id}",
+            handlers=HANDLERS,
             feed_base_url=base_url,
             clock=StopClock(),
             on_poll=lambda r: (

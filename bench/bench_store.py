@@ -35,9 +35,9 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from otf_dagster.core import task_types  # noqa: E402
-from otf_dagster.core.models import EventRecord  # noqa: E402
 from otf_dagster.core.store import TaskStore, query  # noqa: E402
+from otf_dagster.handlers import task_types  # noqa: E402
+from otf_dagster.vocab.tasks import EventRecord  # noqa: E402
 
 TASK_TYPE = "NBA_GAME_BOXSCORE"
 CLAIM_BATCH = 500

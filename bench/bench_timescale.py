@@ -46,10 +46,10 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from otf_dagster import config  # noqa: E402
 from otf_dagster.cli import _register, cli  # noqa: E402
 from otf_dagster.core.consumer import Consumer  # noqa: E402
-from otf_dagster.core.models import TaskType  # noqa: E402
 from otf_dagster.core.services import subscribe  # noqa: E402
 from otf_dagster.core.store import TaskStore, migrations  # noqa: E402
 from otf_dagster.local import embedded  # noqa: E402
+from otf_dagster.vocab.tasks import TaskType  # noqa: E402
 
 TASK_TYPE = bench_store.TASK_TYPE
 FULL = {"events": 50_000, "games": 15, "show_calls": 30}

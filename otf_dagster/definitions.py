@@ -14,7 +14,6 @@ import dagster as dg
 
 from otf_dagster import settings as S
 from otf_dagster.core.manager import Settings
-from otf_dagster.core.models import RUNNER_MODES
 from otf_dagster.defs.game_boxscore import game_boxscore
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
@@ -35,6 +34,7 @@ from otf_dagster.defs.sensors import (
 from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
+from otf_dagster.vocab.tasks import RUNNER_MODES
 
 
 def _leagues_settings() -> tuple[list[str], str]:

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import ClaimedTask, TaskType
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import task_types
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import ClaimedTask, TaskType
 from otf_dagster_tests.helpers import MEDIA, PLAIN, FakeClock, start_task
 from otf_dagster_tests.pg import TestServer, start_test_server
 

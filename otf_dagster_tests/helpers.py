@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import ClaimedTask
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import task_types
+from otf_dagster.vocab.tasks import ClaimedTask
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

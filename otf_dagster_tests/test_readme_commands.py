@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otf_dagster.core.models import TaskState
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.local.dev_session import DevSession
 from otf_dagster_tests.local.test_dev import dev_env  # noqa: F401 - a fixture
 from otf_dagster_tests.wheel import CHECKOUT

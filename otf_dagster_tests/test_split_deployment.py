@@ -20,9 +20,9 @@ import requests
 import yaml
 
 from otf_dagster import config
-from otf_dagster.core.models import TaskState
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import apply_test_types
 from otf_dagster_tests.helpers import wait_for as shared_wait_for
 from otf_dagster_tests.local.dev_session import free_port

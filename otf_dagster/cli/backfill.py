@@ -22,6 +22,7 @@ from otf_dagster.feeds.providers import (
     make_provider,
     schedule_feed,
 )
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.local import embedded
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
@@ -104,6 +105,7 @@ def backfill(
                 leagues,
                 provider_for,
                 lambda league: schedule_feed(provider, league)[1],
+                handlers=HANDLERS,
                 tz=tz,
             ):
                 failed += result.error is not None

@@ -10,8 +10,8 @@ import click
 
 from otf_dagster import config
 from otf_dagster.cli._output import emit_object, emit_rows
-from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
+from otf_dagster.handlers import task_types
 from otf_dagster.local import dagster_home, embedded, session
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from otf_dagster import config, settings
-from otf_dagster.core import task_types
 from otf_dagster.core.store import TaskStore, migrations
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues
+from otf_dagster.handlers import task_types
 from otf_dagster.local import dagster_home, dev_delivery, embedded, session
 from otf_dagster.local import nats as local_nats
 from otf_dagster.local.supervisor import (

@@ -1,4 +1,4 @@
-"""``otf receiver`` (also ``python -m otf_dagster.local.receiver``): the webhook receiver of
+"""``otf receiver`` (also ``python -m otf_dagster.cli.receiver``): the webhook receiver of
 ``otf dev`` in the foreground, for one owner."""
 
 from __future__ import annotations
@@ -41,3 +41,7 @@ def receiver(
         receiver_mod.serve_forever(config, port=port, say=click.echo)
     except OtfError as exc:
         fail(str(exc))
+
+
+if __name__ == "__main__":
+    receiver.main(prog_name="otf receiver")

@@ -19,16 +19,16 @@ from otf_dagster.cli._output import (
     parse_time,
     to_json,
 )
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, TaskRunner
 from otf_dagster.core.stats import parse_duration, score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.exceptions import ConfigError, StaleTransition, StoreError, shown
-from otf_dagster.handlers import Markdown, Outcome
+from otf_dagster.handlers import HANDLERS, Markdown, Outcome
 from otf_dagster.local import embedded
 from otf_dagster.views.charts import score_chart_png
 from otf_dagster.views.tables import timeline_rows
+from otf_dagster.vocab.tasks import TaskState
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -178,6 +178,7 @@ def run_cmd(task_id: str, attempt: int | None, base_url: str | None, as_json: bo
             task_id,
             attempt,
             run_id,
+            handlers=HANDLERS,
             feed_base_url=base_url or settings.FEED_BASE_URL.read() or None,
             on_poll=on_poll,
         )

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from otf_dagster.core.models import TaskType
 from otf_dagster.exceptions import DatabaseUnavailable
+from otf_dagster.vocab.tasks import TaskType
 
 log = logging.getLogger(__name__)
 

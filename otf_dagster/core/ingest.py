@@ -18,12 +18,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import BACKFILL, LIVE, TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError, FeedError, StaleTransition, UnknownTaskType
 from otf_dagster.feeds import GameStatus, Provider, ScheduleEntry
 from otf_dagster.feeds.leagues import League
+from otf_dagster.vocab.poll import HandlerRegistry
+from otf_dagster.vocab.tasks import BACKFILL, LIVE, TaskState
 
 BACKFILL_STATUSES = (GameStatus.FINAL,)
 CANCEL_STATUSES = (GameStatus.POSTPONED, GameStatus.CANCELLED)
@@ -50,11 +50,14 @@ def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
 
 
-def ensure_task_types(store: TaskStore, specs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Create the types of ``specs`` that do not exist yet (not even soft-deleted); the names created."""
+def ensure_task_types(
+    store: TaskStore, specs: Iterable[Mapping[str, Any]], handlers: HandlerRegistry
+) -> list[str]:
+    """Create the types of ``specs`` that do not exist yet (not even soft-deleted), each
+    checked by ``handlers``; the names created."""
     created = []
     for spec in specs:
-        checked = task_types.validate(spec)
+        checked = handlers.validate(spec)
         try:
             store.get_task_type(checked.name, include_deleted=True)
         except UnknownTaskType:
@@ -193,6 +196,7 @@ def backfill_days(
     provider_for: Callable[[League], Provider],
     task_type_for: Callable[[League], str],
     *,
+    handlers: HandlerRegistry,
     tz: str,
 ) -> Iterator[DayResult]:
     """Ingest each day once per league, in order, as the schedule asset does for one partition:
@@ -204,7 +208,7 @@ def backfill_days(
             provider = provider_for(league)
             result = DayResult(day, league.alias)
             if provider.name == "espn":
-                result.created_types = ensure_task_types(store, league.task_type_specs())
+                result.created_types = ensure_task_types(store, league.task_type_specs(), handlers)
             try:
                 result.report = ingest_day(
                     store, provider, day, task_type=task_type_for(league), tz=tz

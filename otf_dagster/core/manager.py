@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from otf_dagster.core.models import BACKFILL, LIVE, TaskType
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import StaleTransition
 from otf_dagster.settings import (
@@ -29,6 +28,7 @@ from otf_dagster.settings import (
     RUN_GRACE_SECONDS,
     RUNNER_MODE,
 )
+from otf_dagster.vocab.tasks import BACKFILL, LIVE, TaskType
 
 log = logging.getLogger(__name__)
 

@@ -33,12 +33,13 @@ from typing import Any
 import psycopg
 
 from otf_dagster.core import hosting
-from otf_dagster.core.models import TaskType
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store.db import connect
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
-from otf_dagster.handlers.clients import Clients
+from otf_dagster.feeds.clients import Clients
+from otf_dagster.vocab.poll import HandlerRegistry
+from otf_dagster.vocab.tasks import TaskType
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class RunnerPool:
         store: TaskStore,
         pool_id: str,
         *,
+        handlers: HandlerRegistry,
         deployment_id: str,
         run_id: str,
         capacity: int,
@@ -113,6 +115,7 @@ class RunnerPool:
     ) -> None:
         self.store = store  # a pooled TaskStore (TaskStore.pooled): workers share it
         self.pool_id = pool_id
+        self.handlers = handlers
         self.deployment_id = deployment_id
         self.run_id = run_id
         self.capacity = capacity
@@ -246,6 +249,7 @@ class RunnerPool:
                 task_id,
                 attempt,
                 self.run_id,
+                handlers=self.handlers,
                 clients=self.clients,
                 feed_base_url=self.feed_base_url,
                 clock=self.clock,

@@ -26,9 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from otf_dagster import handlers
-from otf_dagster.core import hosting, pace, urls
-from otf_dagster.core.models import EventRecord, Task, TaskState, TaskType
+from otf_dagster.core import hosting, pace
 from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.core.store.polls import FollowUp, PollRecord, PollWrite
 from otf_dagster.exceptions import (
@@ -43,9 +41,11 @@ from otf_dagster.exceptions import (
     UnknownGame,
     UnknownTaskType,
 )
+from otf_dagster.feeds.clients import Clients, PollClient
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
-from otf_dagster.handlers import Outcome, PollContext, PollResult, spawn
-from otf_dagster.handlers.clients import Clients, PollClient
+from otf_dagster.vocab import urls
+from otf_dagster.vocab.poll import Handler, HandlerRegistry, Outcome, PollContext, PollResult
+from otf_dagster.vocab.tasks import EventRecord, Task, TaskState, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class TaskRunner:
         attempt: int,
         run_id: str,
         *,
+        handlers: HandlerRegistry,
         clients: Clients | None = None,
         feed_base_url: str | None = None,
         clock: Clock | None = None,
@@ -160,6 +161,7 @@ class TaskRunner:
         self.task_id = task_id
         self.attempt = attempt
         self.run_id = run_id
+        self.handlers = handlers
         self.clients = clients or Clients()
         self.feed_base_url = feed_base_url or None
         self.clock = clock or SystemClock()
@@ -305,7 +307,7 @@ class TaskRunner:
         cp = replace(self.cp, polls=self.cp.polls + 1)
         url = None
         try:
-            handler = handlers.get(ttype.handler)
+            handler = self.handlers.get(ttype.handler)
             url, client = self._client_for(ttype, handler)
             ctx = PollContext(
                 task=self.task,
@@ -321,7 +323,7 @@ class TaskRunner:
             result = handler.poll(ctx)
             follow_ups = list(result.follow_ups)
             if ttype.spawn:
-                follow_ups += spawn.follow_ups(ttype.spawn, client.last_document, now)
+                follow_ups += self.handlers.follow_ups(ttype.spawn, client.last_document, now)
             records = self._records(result)
         except UnknownGame as exc:
             reason = f"unknown game: {exc}"
@@ -381,7 +383,7 @@ class TaskRunner:
         the poll, which reports why."""
         if self._slot_at is None:
             try:
-                url, _ = self._client_for(ttype, handlers.get(ttype.handler))
+                url, _ = self._client_for(ttype, self.handlers.get(ttype.handler))
             except (ConfigError, InvalidTaskType, PollError):
                 return 0.0
             if self._pace is None:
@@ -397,7 +399,7 @@ class TaskRunner:
         self.due = self._slot_at
         return left
 
-    def _client_for(self, ttype: TaskType, handler: handlers.Handler) -> tuple[str, PollClient]:
+    def _client_for(self, ttype: TaskType, handler: Handler) -> tuple[str, PollClient]:
         assert self.task is not None
         path = urls.render(ttype.url_template, self.task.external_key, self.task.params)
         if urls.is_absolute(path):

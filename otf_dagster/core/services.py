@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore, query
 from otf_dagster.exceptions import InvalidReport, StoreError, UnknownTask, UnknownTaskType
+from otf_dagster.vocab.tasks import TaskState
 
 # SQLSTATEs raised by otf_report (custom class "OT").
 SQLSTATE_UNKNOWN_TASK = "OTF01"

@@ -15,10 +15,10 @@ from typing import Any
 
 import psycopg
 
-from otf_dagster.core.models import TASK_SERVICE
 from otf_dagster.core.services import using_store
 from otf_dagster.core.store import TaskStore, query
 from otf_dagster.exceptions import UnknownTask
+from otf_dagster.vocab.tasks import TASK_SERVICE
 
 
 def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]]:

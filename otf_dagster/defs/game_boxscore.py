@@ -12,6 +12,7 @@ from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.reporting import TASK_ASSET, end_event, poll_observation
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
+from otf_dagster.handlers import HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def _run_task(
             task_id,
             attempt,
             context.run_id,
+            handlers=HANDLERS,
             clients=clients,
             feed_base_url=feeds.base_url or None,
             on_poll=on_poll,

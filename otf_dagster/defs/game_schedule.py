@@ -14,6 +14,7 @@ from otf_dagster.core.ingest import DayUnavailable, ensure_task_types, ingest_da
 from otf_dagster.core.pace import Pace, configured_rps
 from otf_dagster.defs.partitions import DAY_DIMENSION, LEAGUE_DIMENSION
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.handlers import HANDLERS
 
 
 def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
@@ -43,7 +44,7 @@ def build_game_schedule(partitions_def: dg.MultiPartitionsDefinition) -> dg.Asse
             pace = Pace(store, configured_rps()) if backfill else None
             provider = feeds.provider_for_league(league, pace)
             if provider.name == "espn":
-                created = ensure_task_types(store, league.task_type_specs())
+                created = ensure_task_types(store, league.task_type_specs(), HANDLERS)
                 if created:
                     context.log.info(
                         "created task types %s for %s", ", ".join(created), league.name

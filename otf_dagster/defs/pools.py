@@ -16,13 +16,14 @@ import dagster as dg
 
 from otf_dagster import settings
 from otf_dagster.core.manager import TAG_POOL_ID
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.pool import RunnerPool
 from otf_dagster.core.runner import PollReport, RunOutcome
 from otf_dagster.core.store import TaskStore
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.reporting import end_event, poll_observation
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
+from otf_dagster.handlers import HANDLERS
+from otf_dagster.vocab.tasks import TaskState
 
 RUNNER_POOL_JOB = "runner_pool"
 
@@ -122,6 +123,7 @@ def host_tasks(
     pool = RunnerPool(
         store,
         config.pool_id,
+        handlers=HANDLERS,
         deployment_id=context.run.tags.get("otf/deployment", deployment.id),
         run_id=context.run_id,
         capacity=config.capacity,

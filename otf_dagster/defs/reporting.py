@@ -14,7 +14,6 @@ from typing import Any
 
 import dagster as dg
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import PollReport, RunOutcome
 from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store import TaskStore
@@ -22,6 +21,7 @@ from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.handlers import Markdown
 from otf_dagster.views.tables import score_timeline_markdown, timeline_markdown
+from otf_dagster.vocab.tasks import TaskState
 
 TASK_ASSET = dg.AssetKey("game_boxscore")
 SCORE_BUCKET = timedelta(minutes=1)

@@ -13,10 +13,10 @@ from otf_dagster.core.pace import Pace, PacedClient
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import PROVIDERS, Provider, make_provider
+from otf_dagster.feeds.clients import Clients
 from otf_dagster.feeds.http import FeedClient
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, League, Leagues, default_leagues, load_leagues
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS, DEFAULT_NBA_PROVIDER, schedule_feed
-from otf_dagster.handlers.clients import Clients
 
 
 class TaskStoreResource(dg.ConfigurableResource):

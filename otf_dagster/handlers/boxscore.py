@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from otf_dagster.core.models import TASK_TYPE_NAME_RE, TaskType
-from otf_dagster.core.urls import placeholders
 from otf_dagster.exceptions import ConfigError, InvalidTaskType, RetriableFeedError, UnknownGame
 from otf_dagster.feeds import BoxScore, GameStatus, derive_events, make_provider
 from otf_dagster.feeds.leagues import LEAGUES_FILE_ENV, load_leagues
@@ -40,6 +38,8 @@ from otf_dagster.handlers.base import (
 )
 from otf_dagster.handlers.headers import check_header, expand_headers
 from otf_dagster.views.tables import score_table
+from otf_dagster.vocab.tasks import TASK_TYPE_NAME_RE, TaskType
+from otf_dagster.vocab.urls import placeholders
 
 ENDED = (GameStatus.FINAL, GameStatus.POSTPONED, GameStatus.CANCELLED)
 PARAMS = ("league", "follow_up_type", "follow_up_delay_seconds", "unknown_game_polls", "headers")

@@ -23,11 +23,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from otf_dagster.core.models import TaskType
 from otf_dagster.exceptions import InvalidTaskType
 from otf_dagster.handlers.base import Event, Outcome, PollContext, PollResult
 from otf_dagster.handlers.expressions import compile_checked, search, storable, truthy
 from otf_dagster.handlers.headers import check_header, expand_headers
+from otf_dagster.vocab.tasks import TaskType
 
 PARAMS = ("done_when", "fail_when", "track", "headers")
 CHANGED = "changed"

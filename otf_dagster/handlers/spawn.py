@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from otf_dagster.core.models import TASK_TYPE_NAME_RE, key_problem
 from otf_dagster.exceptions import InvalidTaskType, PollError
 from otf_dagster.handlers.base import FollowUp
 from otf_dagster.handlers.expressions import compile_checked, search
+from otf_dagster.vocab.tasks import TASK_TYPE_NAME_RE, key_problem
 
 FIELDS = ("items", "type", "key", "at", "params")
 MAX_ITEMS = 5000

@@ -44,7 +44,7 @@ def subscribe_all(store: TaskStore, owner: str = OWNER) -> list[str]:
             services = (*tt.required_services, owner)
             changed.append(dataclasses.replace(tt, required_services=services))
     if changed:
-        from otf_dagster.core import task_types
+        from otf_dagster.handlers import task_types
 
         task_types.apply(store, changed)
     return required

@@ -17,7 +17,7 @@ since sending it again would change nothing.
 The secret (``whsec_...``) and the token come from environment variables, never from
 arguments, and are never logged. Starlette on uvicorn, bound to 127.0.0.1 (port 0 by default:
 any free port), like ``otf api``; :func:`start` runs it on a thread of the calling process
-(``.url`` and ``.stop()``, like ``local/nats.py``), ``python -m otf_dagster.local.receiver``
+(``.url`` and ``.stop()``, like ``local/nats.py``), ``python -m otf_dagster.cli.receiver``
 (or ``otf receiver``) in the foreground.
 """
 
@@ -32,7 +32,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -310,13 +310,3 @@ def serve_forever(config: ReceiverConfig, *, port: int, say: Callable[[str], Non
     )
     server.run(sockets=[sock])
     say("otf receiver stopped")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from otf_dagster.cli.receiver import receiver
-
-    receiver.main(args=list(argv) if argv is not None else None, prog_name="otf receiver")
-
-
-if __name__ == "__main__":
-    main()

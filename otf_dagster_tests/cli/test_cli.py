@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster.cli import _register, cli
-from otf_dagster.core.task_types import DEFAULTS_FILE
+from otf_dagster.handlers.task_types import DEFAULTS_FILE
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster.cli import MAX_ERROR_CHARS, _register, cli, error_line
-from otf_dagster.core.task_types import DEFAULTS_FILE
+from otf_dagster.handlers.task_types import DEFAULTS_FILE
 
 T = "NBA_GAME_BOXSCORE"
 AT = "2026-01-01T00:00Z"

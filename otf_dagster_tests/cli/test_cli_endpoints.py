@@ -14,10 +14,10 @@ from standardwebhooks import Webhook
 
 from otf_dagster import cli as cli_module
 from otf_dagster.core.delivery.relay import RelaySettings, make_sink, run_cycle
-from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import subscribe
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store import delivery as dstore
+from otf_dagster.vocab.tasks import EventRecord
 from otf_dagster_tests.core.delivery.receivers import Answer, Receiver
 from otf_dagster_tests.helpers import MEDIA
 

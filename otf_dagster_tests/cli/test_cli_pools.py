@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster.cli import _register, cli
-from otf_dagster.core import manager, task_types
+from otf_dagster.core import manager
+from otf_dagster.handlers import task_types
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster import cli as cli_module
-from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.store.polls import PollWrite
+from otf_dagster.vocab.tasks import EventRecord, TaskState
 from otf_dagster_tests.helpers import MEDIA, PLAIN
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster.cli import _register, cli
-from otf_dagster.core.models import TaskState
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import ScriptedFeed
 
 TYPES = """

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import HANDLERS
 from otf_dagster_tests.helpers import FileClock
 
 
@@ -22,6 +23,7 @@ def main() -> None:
             a.task_id,
             a.attempt,
             a.run_id,
+            handlers=HANDLERS,
             feed_base_url=a.base_url,
             clock=FileClock(Path(a.clock)),
         ).run()

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from otf_dagster.core import manager
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StoreError
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.defs.test_sensor import tick as sensor_tick
 
 T = "NBA_GAME_BOXSCORE"

@@ -12,11 +12,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from otf_dagster.core.consumer import CHANNEL, Consumer, read_events
-from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import list_subscriptions, subscribe, unsubscribe
 from otf_dagster.core.store import EVENTS_LOCK_KEY, TaskStore, polls
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StoreError, UnknownTaskType
+from otf_dagster.vocab.tasks import EventRecord
 from otf_dagster_tests.helpers import MEDIA, PLAIN, start_task
 
 UNSUBSCRIBED = "NBA_GAME_OTHER"

@@ -6,11 +6,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore, migrations
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.local import embedded
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
 
 
@@ -48,6 +49,7 @@ def test_a_runner_rides_out_a_database_restart(tmp_path):
                     claimed.task.task_id,
                     1,
                     "run-1",
+                    handlers=HANDLERS,
                     feed_base_url=sim.base_url,
                     clock=clock,
                     on_poll=on_poll,

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from otf_dagster.core import manager, task_types
-from otf_dagster.core.models import TaskState, TaskType
+from otf_dagster.core import manager
 from otf_dagster.core.pool import RunnerPool
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore, pollstats
 from otf_dagster.exceptions import StaleTransition
+from otf_dagster.handlers import HANDLERS, task_types
+from otf_dagster.vocab.tasks import TaskState, TaskType
 from otf_dagster_tests.helpers import ScriptedFeed, VirtualClock, wait_for
 
 F = "/p/f.json"  # the task taken over
@@ -121,7 +122,9 @@ def test_a_runner_that_lost_its_task_writes_nothing_and_stops(store, takeover):
             attempt = 1
             if takeover != "same_attempt":
                 attempt = store.relaunch(task_id, 1, "test: another runner takes over").attempt
-            new = TaskRunner(store, task_id, attempt, "run-2", feed_base_url=new_feed.base_url)
+            new = TaskRunner(
+                store, task_id, attempt, "run-2", handlers=HANDLERS, feed_base_url=new_feed.base_url
+            )
             if takeover != "relaunched":
                 new.start()
                 step = new.poll()
@@ -129,7 +132,7 @@ def test_a_runner_that_lost_its_task_writes_nothing_and_stops(store, takeover):
             taken.update(new=new, asked=old_feed.paths().count(F), written=written(store, task_id))
 
         old = TaskRunner(
-            store, task_id, 1, "run-1", feed_base_url=old_feed.base_url, clock=clock,
+            store, task_id, 1, "run-1", handlers=HANDLERS, feed_base_url=old_feed.base_url, clock=clock,
             on_poll=on_poll,
         )  # fmt: skip
         outcome = old.run()
@@ -173,11 +176,13 @@ def test_a_runner_that_lost_its_task_while_waiting_stops_at_its_heartbeat(store,
             if takeover == "relaunched":
                 store.relaunch(task_id, 1, "test: another runner takes over")
             else:
-                TaskRunner(store, task_id, 1, "run-2").start()  # records its run id
+                TaskRunner(
+                    store, task_id, 1, "run-2", handlers=HANDLERS
+                ).start()  # records its run id
             taken["written"] = written(store, task_id)
 
         old = TaskRunner(
-            store, task_id, 1, "run-1", feed_base_url=old_feed.base_url, clock=VirtualClock(),
+            store, task_id, 1, "run-1", handlers=HANDLERS, feed_base_url=old_feed.base_url, clock=VirtualClock(),
             on_poll=on_poll,
         )  # fmt: skip
         outcome = old.run()
@@ -218,6 +223,7 @@ class Pool:
         self.pool = RunnerPool(
             self.store,
             pool_id,
+            handlers=HANDLERS,
             deployment_id=deployment,
             run_id=f"run-{pool_id}",
             capacity=10,

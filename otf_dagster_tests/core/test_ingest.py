@@ -9,9 +9,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pytest
 
-from otf_dagster.core import task_types
 from otf_dagster.core.ingest import ensure_task_types, ingest_day
-from otf_dagster.core.models import TaskState
 from otf_dagster.definitions import build_definitions, defs
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.partitions import game_schedule_partitions, schedule_partition_key
@@ -19,7 +17,9 @@ from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds import make_provider
 from otf_dagster.feeds.leagues import league
+from otf_dagster.handlers import HANDLERS, task_types
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import (
     FIXTURES,  # noqa: E402
     StaticFeed,
@@ -256,13 +256,15 @@ def test_a_league_only_espn_serves_follows_the_nba_cdn_setting(store, default_ty
         assert feeds.schedule_task_type() == "NBA_GAME_BOXSCORE"
         espn = FeedResource(provider="espn", base_url=sim.base_url)
         assert espn.schedule_task_type(espn.league_registry().get("nba")) == "ESPN_GAME_BOXSCORE"
-        assert ensure_task_types(store, mlb.task_type_specs()) == [
+        assert ensure_task_types(store, mlb.task_type_specs(), HANDLERS) == [
             "MLB_GAME_BOXSCORE",
             "MLB_GAME_CONFIRM",
         ]
-        assert ensure_task_types(store, mlb.task_type_specs()) == []
+        assert ensure_task_types(store, mlb.task_type_specs(), HANDLERS) == []
         store.delete_task_type("MLB_GAME_BOXSCORE")
-        assert ensure_task_types(store, mlb.task_type_specs()) == []  # a user's delete stands
+        assert (
+            ensure_task_types(store, mlb.task_type_specs(), HANDLERS) == []
+        )  # a user's delete stands
         report = ingest_day(
             store,
             feeds.provider_for_league(mlb),

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import FileClock, apply_test_types
 
 T = "NBA_GAME_BOXSCORE"

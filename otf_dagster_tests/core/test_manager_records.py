@@ -12,9 +12,9 @@ import pytest
 
 from otf_dagster.core import manager
 from otf_dagster.core.manager import RunInfo
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StaleTransition
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import MEDIA, NOW, start_task
 
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from otf_dagster.core import manager, task_types
-from otf_dagster.core.models import TaskState
+from otf_dagster.core import manager
 from otf_dagster.core.pool import RunnerPool
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import HANDLERS, task_types
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import ScriptedFeed, wait_for
 
 DEP = manager.Deployment("dep-test-a", "test A")
@@ -56,6 +57,7 @@ class PoolThread:
         self.pool = RunnerPool(
             self.store,
             pool_id,
+            handlers=HANDLERS,
             deployment_id=DEP.id,
             run_id=f"run-{pool_id}",
             capacity=capacity,

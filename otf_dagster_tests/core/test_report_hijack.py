@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.services import REPORTER_ROLE
 from otf_dagster.core.store import migrations
+from otf_dagster.vocab.tasks import TaskState
 
 PINNED = "search_path=pg_catalog, pg_temp"
 

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.services import REPORTER_ROLE
+from otf_dagster.vocab.tasks import TaskState
 
 
 def as_reporter(db_url: str) -> psycopg.Connection:

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import InvalidReport, StaleTransition, UnknownTask
+from otf_dagster.vocab.tasks import EventRecord, TaskState
 from otf_dagster_tests.helpers import MEDIA, start_task
 
 

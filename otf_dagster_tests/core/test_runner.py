@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import Checkpoint, TaskRunner
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
 
 T = "NBA_GAME_BOXSCORE"
@@ -25,7 +26,7 @@ def sim_clock():
 
 def runner(store: TaskStore, sim: Simulator, *args, **kw) -> TaskRunner:
     """A runner polling the simulator."""
-    return TaskRunner(store, *args, feed_base_url=sim.base_url, **kw)
+    return TaskRunner(store, *args, handlers=HANDLERS, feed_base_url=sim.base_url, **kw)
 
 
 def start_task(store: TaskStore, key: str, clock: VirtualClock, task_type: str = T):

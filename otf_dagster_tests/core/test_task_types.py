@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from otf_dagster.core import task_types
 from otf_dagster.exceptions import InvalidTaskType, UnknownTaskType
+from otf_dagster.handlers import task_types
 
 GOOD = {
     "name": "NBA_TEST",

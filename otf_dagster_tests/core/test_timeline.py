@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.exceptions import UnknownTask
+from otf_dagster.vocab.tasks import EventRecord, TaskState
 
 
 def test_timeline_of_a_task_from_schedule_to_finish(store, db_url, media_task):

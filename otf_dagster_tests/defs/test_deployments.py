@@ -9,10 +9,10 @@ import dagster as dg
 import psycopg
 
 from otf_dagster.core import manager
-from otf_dagster.core.models import TaskState
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.deployment import deployment_of
 from otf_dagster.defs.resources import TaskStoreResource
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.core.store.test_claim_race import seed_ready_tasks
 
 T = "NBA_GAME_BOXSCORE"

@@ -20,9 +20,9 @@ import pytest
 import requests
 
 from otf_dagster import config
-from otf_dagster.core.models import TaskState
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import apply_test_types, wait_for
 
 pytestmark = pytest.mark.e2e

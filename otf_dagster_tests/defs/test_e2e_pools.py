@@ -18,11 +18,11 @@ import psycopg
 import pytest
 
 from otf_dagster import config
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import task_types
 from otf_dagster.local import dagster_home
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.e2e

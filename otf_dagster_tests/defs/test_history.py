@@ -12,13 +12,13 @@ import pytest
 
 from otf_dagster.core import retention
 from otf_dagster.core.manager import launch_for
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.timeline import timeline
 from otf_dagster.definitions import build_definitions, defs
 from otf_dagster.defs.history import HISTORY_PRUNE_JOB, InstanceSide
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.core import history_seed as hs
 from otf_dagster_tests.defs.test_sensor import tick
 from otf_dagster_tests.helpers import StepClock, apply_test_types, wait_for

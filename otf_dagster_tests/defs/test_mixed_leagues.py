@@ -8,14 +8,15 @@ import time
 
 import dagster as dg
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.partitions import schedule_partition_key
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.feeds.espn import parse_espn_summary
 from otf_dagster.feeds.leagues import league
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock, load
 
 MIXED = ("nba", "nfl", "mlb", "nhl")
@@ -64,6 +65,7 @@ def test_one_game_per_sport_goes_from_the_schedule_to_finished(db_url, store, de
                 task_id,
                 int(request.tags["otf/attempt"]),
                 f"run-{task_id}",
+                handlers=HANDLERS,
                 feed_base_url=sim.base_url,
                 clock=clock,
             ).run()

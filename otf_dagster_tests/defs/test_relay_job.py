@@ -10,11 +10,11 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEvent, DagsterEventType
 
-from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import subscribe
 from otf_dagster.core.store import delivery as dstore
 from otf_dagster.defs.relay import HEALTH_ASSET, RELAY_JOB, relay_job, relay_requests
 from otf_dagster.defs.resources import TaskStoreResource
+from otf_dagster.vocab.tasks import EventRecord
 from otf_dagster_tests.core.delivery.receivers import Receiver
 from otf_dagster_tests.helpers import MEDIA
 

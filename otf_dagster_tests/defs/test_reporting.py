@@ -10,6 +10,7 @@ import dagster as dg
 from otf_dagster.core.manager import launch_for
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.defs.pools import _Reporter
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator.server import Simulator
 from otf_dagster_tests.defs.test_runner_job import T, run_job
 from otf_dagster_tests.helpers import StepClock, apply_test_types
@@ -30,7 +31,7 @@ def test_run_mode_and_pool_mode_materialize_the_same_facts(db_url, store):
         [run_mat] = result.asset_materializations_for_node("game_boxscore")
 
         outcome = TaskRunner(
-            store, pool_task.task.task_id, pool_task.task.attempt, "pool-run",
+            store, pool_task.task.task_id, pool_task.task.attempt, "pool-run", handlers=HANDLERS,
             feed_base_url=sim.base_url,
         ).run()  # fmt: skip
 

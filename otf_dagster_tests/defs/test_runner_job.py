@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 
 from otf_dagster.core.manager import TAG_ATTEMPT, TAG_RETRY, launch_for
-from otf_dagster.core.models import TaskState
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.resources import FeedResource, TaskStoreResource
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import StepClock, apply_test_types
 
 T = "NBA_GAME_BOXSCORE"

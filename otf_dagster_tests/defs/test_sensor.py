@@ -11,10 +11,10 @@ import pytest
 
 from otf_dagster.core import manager
 from otf_dagster.core.manager import RunInfo
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
 from otf_dagster.definitions import build_definitions
 from otf_dagster.defs.resources import TaskStoreResource
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.core.store.test_claim_race import seed_ready_tasks
 
 T = "NBA_GAME_BOXSCORE"

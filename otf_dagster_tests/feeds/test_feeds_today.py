@@ -16,14 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.defs.resources import FeedResource
 from otf_dagster.exceptions import ConfigError, FeedRefused, RetriableFeedError, UnknownGame
 from otf_dagster.feeds import make_provider
 from otf_dagster.feeds.leagues import default_leagues, load_leagues
 from otf_dagster.feeds.providers import MAX_LIMIT, EspnProvider
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types, load
 
 BOX = "nba_cdn/boxscore/boxscore_0042200123_PHI-at-BKN_status3_final.json"
@@ -142,6 +143,7 @@ def test_a_refused_box_score_is_counted_as_an_outage_never_an_unknown_game(store
         task_id,
         1,
         "run-1",
+        handlers=HANDLERS,
         feed_base_url=sim.base_url,
         clock=clock,
         on_poll=lambda r: r.error and errors.append(r.error),
@@ -169,7 +171,9 @@ def test_the_default_nba_feed_gets_the_game_while_the_cdn_refuses(store, sim_clo
     )
     apply_test_types(store, poll=1.0)
     task_id = _start(store, task_type, entry.game_id, clock.now())
-    outcome = TaskRunner(store, task_id, 1, "run-1", feed_base_url=sim.base_url, clock=clock).run()
+    outcome = TaskRunner(
+        store, task_id, 1, "run-1", handlers=HANDLERS, feed_base_url=sim.base_url, clock=clock
+    ).run()
     assert outcome.state == TaskState.FINISHED, outcome.reason
     assert store.task_events(task_id)[-1]["payload"]["home_score"] == 124
 
@@ -329,7 +333,7 @@ def test_pooled_sessions_to_a_feed_host_carry_its_headers_under_a_types_own(
     Referer and Origin; an http.json type's own headers replace them by name."""
     from urllib.parse import urlsplit
 
-    from otf_dagster.handlers.clients import Clients, PollClient, feed_hosts
+    from otf_dagster.feeds.clients import Clients, PollClient, feed_hosts
 
     assert feed_hosts()["cdn.nba.com"] == "nba_cdn"
     with Clients(hosts={urlsplit(nba_box.base_url).netloc: "nba_cdn"}) as clients:

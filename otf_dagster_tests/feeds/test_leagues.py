@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from otf_dagster.core.task_types import validate
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import default_leagues, league, load_leagues
+from otf_dagster.handlers.task_types import validate
 
 ALIASES = ["epl", "mlb", "mls", "nba", "ncaaf", "ncaam", "ncaaw", "nfl", "nhl", "ucl", "wnba"]
 

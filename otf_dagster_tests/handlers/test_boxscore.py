@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.exceptions import InvalidTaskType
 from otf_dagster.feeds import BoxScore, GameStatus, TeamLine
+from otf_dagster.handlers import HANDLERS, task_types
 from otf_dagster.handlers.boxscore import BoxScoreHandler
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock, apply_test_types
 
 T = "NBA_GAME_BOXSCORE"
@@ -38,7 +38,7 @@ def start(store, key: str, at: datetime) -> str:
 
 def run(store, sim, task_id: str, clock, **kw):
     return TaskRunner(
-        store, task_id, 1, "run-1", feed_base_url=sim.base_url, clock=clock, **kw
+        store, task_id, 1, "run-1", handlers=HANDLERS, feed_base_url=sim.base_url, clock=clock, **kw
     ).run()
 
 

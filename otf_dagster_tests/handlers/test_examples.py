@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
+from otf_dagster.handlers import HANDLERS, task_types
 from otf_dagster.simulator.server import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import VirtualClock
 
 
@@ -22,7 +22,13 @@ def test_the_scoreboard_watcher_spawns_period_score_tasks_that_track_the_game(st
         watch_id, _ = store.schedule_task("SCOREBOARD_WATCH", day, clock.now())
         [claimed] = store.claim_ready(now=clock.now() + timedelta(seconds=1))
         watch = TaskRunner(
-            store, watch_id, claimed.task.attempt, "run-w", feed_base_url=sim.base_url, clock=clock
+            store,
+            watch_id,
+            claimed.task.attempt,
+            "run-w",
+            handlers=HANDLERS,
+            feed_base_url=sim.base_url,
+            clock=clock,
         ).run()
         assert watch.state == TaskState.FINISHED
         kids = store.list_tasks(task_type="GAME_PERIOD_SCORE_TASK")
@@ -45,6 +51,7 @@ def test_the_scoreboard_watcher_spawns_period_score_tasks_that_track_the_game(st
                 tid,
                 claimed.task.attempt,
                 "run-p",
+                handlers=HANDLERS,
                 feed_base_url=replay.base_url,
                 clock=clock,
             ).run()

@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import InvalidTaskType, StoreError
+from otf_dagster.handlers import HANDLERS, task_types
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import ScriptedFeed, VirtualClock
 
 ORDERS = """
@@ -57,7 +57,9 @@ def changes(store: TaskStore, task_id: str) -> list[tuple]:
 
 
 def run(store: TaskStore, task_id: str, attempt: int = 1, **kw):
-    return TaskRunner(store, task_id, attempt, "run-1", clock=VirtualClock(), **kw).run()
+    return TaskRunner(
+        store, task_id, attempt, "run-1", handlers=HANDLERS, clock=VirtualClock(), **kw
+    ).run()
 
 
 def test_a_yaml_type_runs_to_done_with_exactly_the_changed_events(store, tmp_path):

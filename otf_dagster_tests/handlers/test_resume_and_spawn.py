@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore
+from otf_dagster.handlers import task_types
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import FileClock, ScriptedFeed
 
 STEPS = 40

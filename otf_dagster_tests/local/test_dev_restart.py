@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from otf_dagster import config
-from otf_dagster.core.models import TaskState
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.local.dev_session import DevSession
 from otf_dagster_tests.local.test_dev import dev_env  # noqa: F401 - a fixture
 

@@ -181,7 +181,7 @@ def test_bad_configuration_is_one_line_without_the_secret():
         assert words in str(err.value) and "\n" not in str(err.value)
         assert good["OTF_RECEIVER_SECRET"] not in str(err.value)
     ran = subprocess.run(
-        [sys.executable, "-m", "otf_dagster.local.receiver", "--owner", "photo",
+        [sys.executable, "-m", "otf_dagster.cli.receiver", "--owner", "photo",
          "--api-url", "http://127.0.0.1:1"],
         env={k: v for k, v in os.environ.items() if not k.startswith("OTF_RECEIVER")},
         capture_output=True, text=True, timeout=60,
@@ -197,7 +197,7 @@ def test_the_receiver_in_the_foreground(api, db_url, store, secret):  # noqa: F8
     env = os.environ | {"OTF_RECEIVER_SECRET": secret,
                         "OTF_RECEIVER_TOKEN": tokens.create(store, "photo")}  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "otf_dagster.local.receiver", "--owner", "photo", "--api-url", api],
+        [sys.executable, "-m", "otf_dagster.cli.receiver", "--owner", "photo", "--api-url", api],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -16,13 +16,13 @@ from psycopg.types.json import Jsonb
 
 from otf_dagster.cli import _register, cli
 from otf_dagster.core.consumer import Consumer, read_events
-from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report, subscribe
 from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.views.tables import timeline_markdown
+from otf_dagster.vocab.tasks import EventRecord, TaskState
 from otf_dagster_tests.helpers import MEDIA
 from otf_dagster_tests.timescale import tsdb
 

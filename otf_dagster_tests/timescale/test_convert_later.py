@@ -20,13 +20,13 @@ from click.testing import CliRunner
 from otf_dagster import config
 from otf_dagster.cli import _register, cli
 from otf_dagster.core.consumer import Consumer, read_events
-from otf_dagster.core.models import EventRecord, TaskState, TaskType
 from otf_dagster.core.services import report, subscribe
 from otf_dagster.core.stats import minute_stats
 from otf_dagster.core.store import TaskStore, migrations, pollstats
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.local import embedded
+from otf_dagster.vocab.tasks import EventRecord, TaskState, TaskType
 from otf_dagster_tests.helpers import MEDIA, NOW
 from otf_dagster_tests.pg import timescaledb_build
 

@@ -18,6 +18,7 @@ from otf_dagster.core.timeline import timeline
 from otf_dagster.defs.ui import score_chart_metadata
 from otf_dagster.exceptions import NothingToPlot
 from otf_dagster.feeds import BoxScore
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator.server import Simulator
 from otf_dagster.views.charts import score_chart_png
 from otf_dagster.views.tables import score_table, timeline_markdown
@@ -34,7 +35,15 @@ def game(store):
     with Simulator(speed=60, games=1, first_start=10, clock=clock.time) as sim:
         apply_test_types(store)
         task = start_task(store, sim.games[0].nba_id, clock)
-        TaskRunner(store, task.task_id, 1, "run-1", feed_base_url=sim.base_url, clock=clock).run()
+        TaskRunner(
+            store,
+            task.task_id,
+            1,
+            "run-1",
+            handlers=HANDLERS,
+            feed_base_url=sim.base_url,
+            clock=clock,
+        ).run()
     final = Checkpoint.load(store.get_task(task.task_id).checkpoint).state
     return task.task_id, BoxScore.from_dict(final)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store.queries import query
+from otf_dagster.vocab.tasks import TaskState
 
 
 def log_state(

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import RUNNER_SERVICE, EventRecord, TaskState
 from otf_dagster.core.store import pollstats, scheduling, task_types
 from otf_dagster.core.store.queries import query
 from otf_dagster.core.store.transitions import refusal
+from otf_dagster.vocab.tasks import RUNNER_SERVICE, EventRecord, TaskState
 
 EVENTS_LOCK_KEY = 0x07F0_0002
 # time is left to the column default now(): the transaction's time on the database clock, as
@@ -94,7 +94,7 @@ def record_poll(c: psycopg.Connection, w: PollWrite) -> TaskState | None:
     if w.events:
         copy_events(c, [(w.task_id, w.run_id, row["task_type"], e) for e in w.events])
     for ftype, fkey, fat, fparams in w.follow_ups:
-        # A type must exist when one that schedules it is applied (core.task_types.apply); a
+        # A type must exist when one that schedules it is applied (handlers.task_types.apply); a
         # follow-up of a type soft-deleted since then is skipped, never fatal.
         if task_types.lock_live(c, ftype):
             scheduling.schedule_in(

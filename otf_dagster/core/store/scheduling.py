@@ -11,12 +11,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core import urls
-from otf_dagster.core.models import LANES, TASK_SERVICE, TaskState, key_problem
 from otf_dagster.core.store import task_types
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
 from otf_dagster.exceptions import StoreError, UnknownTaskType, shown
+from otf_dagster.vocab import urls
+from otf_dagster.vocab.tasks import LANES, TASK_SERVICE, TaskState, key_problem
 
 # A key shown verbatim in its task id; fullmatch, as PostgreSQL's '$' (unlike Python's) does
 # not accept a trailing newline.

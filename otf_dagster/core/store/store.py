@@ -15,14 +15,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from otf_dagster.core.models import (
-    BACKFILL,
-    LIVE,
-    ClaimedTask,
-    Task,
-    TaskState,
-    TaskType,
-)
 from otf_dagster.core.store import polls, pools, scheduling, task_types, transitions
 from otf_dagster.core.store.db import CONNECT_TIMEOUT_SECONDS, connect, translated_errors
 from otf_dagster.core.store.queries import query
@@ -32,6 +24,14 @@ from otf_dagster.exceptions import (
     StoreError,
     UnknownTask,
     UnknownTaskType,
+)
+from otf_dagster.vocab.tasks import (
+    BACKFILL,
+    LIVE,
+    ClaimedTask,
+    Task,
+    TaskState,
+    TaskType,
 )
 
 T = TypeVar("T")

@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import TaskType
 from otf_dagster.core.store.queries import query
+from otf_dagster.vocab.tasks import TaskType
 
 
 def upsert(c: psycopg.Connection, tt: TaskType) -> bool:

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from otf_dagster.core.models import LIVE, TASK_SERVICE, Task, TaskState
 from otf_dagster.core.store.history import log_state
 from otf_dagster.core.store.queries import query
 from otf_dagster.exceptions import StaleTransition, UnknownTask
+from otf_dagster.vocab.tasks import LIVE, TASK_SERVICE, Task, TaskState
 
 
 def refusal(

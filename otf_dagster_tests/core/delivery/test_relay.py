@@ -15,11 +15,11 @@ import pytest
 from otf_dagster.core.delivery import relay as relay_mod
 from otf_dagster.core.delivery.relay import Relay, RelaySettings, make_sink, run_cycle
 from otf_dagster.core.delivery.webhook import WebhookSink
-from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import subscribe
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store import delivery as dstore
 from otf_dagster.exceptions import ConfigError
+from otf_dagster.vocab.tasks import EventRecord
 from otf_dagster_tests.core.delivery.receivers import Answer, Receiver
 from otf_dagster_tests.helpers import MEDIA, wait_for
 

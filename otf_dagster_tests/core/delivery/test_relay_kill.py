@@ -19,9 +19,9 @@ import nats.js.errors
 import pytest
 
 from otf_dagster.core.delivery.nats_sink import event_subject, stream_name
-from otf_dagster.core.models import EventRecord
 from otf_dagster.core.services import subscribe
 from otf_dagster.core.store import delivery as dstore
+from otf_dagster.vocab.tasks import EventRecord
 from otf_dagster_tests.core.delivery.nats_helpers import read_stream
 from otf_dagster_tests.core.delivery.receivers import Answer, Receiver
 from otf_dagster_tests.helpers import MEDIA, wait_for

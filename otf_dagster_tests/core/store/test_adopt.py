@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import StaleTransition, UnknownTask
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import MEDIA, NOW, start_task
 
 

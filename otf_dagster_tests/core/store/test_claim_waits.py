@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from otf_dagster.core import task_types
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore, transitions
 from otf_dagster.exceptions import StoreError, UnknownTaskType
+from otf_dagster.handlers import task_types
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.core.store.test_claim_race import seed_ready_tasks
 
 

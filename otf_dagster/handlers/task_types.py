@@ -8,17 +8,16 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from otf_dagster import handlers
-from otf_dagster.core import urls
-from otf_dagster.core.models import RUNNER_MODES, RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
-from otf_dagster.core.store import TaskStore
 from otf_dagster.exceptions import InvalidTaskType, shown
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
 from otf_dagster.handlers import spawn
+from otf_dagster.vocab import urls
+from otf_dagster.vocab.tasks import RUNNER_MODES, RUNNER_SERVICE, TASK_TYPE_NAME_RE, TaskType
 
 NAME_RE = TASK_TYPE_NAME_RE
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -168,7 +167,15 @@ def references(task_type: TaskType) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def apply(store: TaskStore, types: list[TaskType]) -> list[tuple[str, bool]]:
+class TypeStore(Protocol):
+    """Where types are applied (``core.store.TaskStore``)."""
+
+    def apply_task_types(
+        self, types: list[TaskType], *, references: Mapping[str, list[str]]
+    ) -> list[tuple[str, bool]]: ...
+
+
+def apply(store: TypeStore, types: list[TaskType]) -> list[tuple[str, bool]]:
     """Apply ``types`` in one transaction, refused (nothing written) if any names a task type
     that neither exists nor is among them: (name, created) each."""
     return store.apply_task_types(types, references={t.name: references(t) for t in types})

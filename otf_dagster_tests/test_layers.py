@@ -1,0 +1,148 @@
+"""The package's layers, read from its imports: every folder sits on a floor and imports only
+from floors below its own (no upward arrow, no sideways one, so no cycle between folders), and
+``core`` never imports ``handlers``: the runner is handed its handlers. docs/design.md "Layout"
+names the floors."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import otf_dagster
+
+PACKAGE = Path(otf_dagster.__file__).parent
+
+# Lower floors first; a folder imports only from floors strictly below its own.
+FLOORS: dict[str, int] = {
+    "__init__": 0,
+    "exceptions": 0,
+    "settings": 1,
+    "config": 2,
+    "vocab": 2,  # tasks, task types, URL templates, the poll vocabulary
+    "feeds": 3,  # feed clients and parsers
+    "core/store": 4,  # every SQL the core runs
+    "views": 4,
+    "simulator": 4,
+    "handlers": 5,  # what a poll does, by kind of task
+    "core": 5,  # the Task Manager, the runner, the pool: handed the handlers, never importing them
+    "core/delivery": 6,
+    "api": 7,
+    "local": 7,
+    "defs": 8,  # the only Dagster code
+    "cli": 9,
+    "definitions": 9,
+}
+
+
+def room(module: str) -> str:
+    """The folder (or top-level module) ``module`` belongs to: core's sub-packages are their own."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__"
+    if parts[0] == "core" and len(parts) > 1 and parts[1] in ("store", "delivery"):
+        return f"core/{parts[1]}"
+    return parts[0]
+
+
+def module_of(path: Path, package: Path = PACKAGE) -> str:
+    rel = path.relative_to(package.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(source: str) -> list[str]:
+    """The project modules ``source`` imports, lazy imports inside functions included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "otf_dagster"]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "otf_dagster":
+                continue
+            if node.module == "otf_dagster":  # from otf_dagster import settings
+                found += [f"otf_dagster.{a.name}" for a in node.names]
+            else:
+                found.append(node.module)
+    return found
+
+
+def arrows(package: Path = PACKAGE) -> dict[tuple[str, str], list[str]]:
+    """(from room, to room) -> the files with such an import."""
+    edges: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(package.rglob("*.py")):
+        src = room(module_of(path, package))
+        for target in imports(path.read_text()):
+            dst = room(target)
+            if dst != src:
+                edges[(src, dst)].append(str(path.relative_to(package)))
+    return edges
+
+
+def cycles(edges: dict[tuple[str, str], list[str]]) -> list[list[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        graph[a].add(b)
+    found, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                found.append(trail[trail.index(nxt) :] + [nxt] if nxt in trail else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_every_folder_has_a_floor():
+    rooms = {room(module_of(p)) for p in PACKAGE.rglob("*.py")}
+    assert rooms - set(FLOORS) == set(), "a new folder: give it a floor in FLOORS"
+    assert set(FLOORS) - rooms == set(), "a floor for a folder that is gone"
+
+
+def test_imports_only_go_down():
+    upward = {
+        f"{a} (floor {FLOORS[a]}) imports {b} (floor {FLOORS[b]}): {', '.join(files)}"
+        for (a, b), files in arrows().items()
+        if FLOORS[b] >= FLOORS[a]
+    }
+    assert upward == set()
+
+
+def test_core_never_imports_handlers():
+    leaks = {
+        f"{a} -> {b}: {files}"
+        for (a, b), files in arrows().items()
+        if a.startswith("core") and b == "handlers"
+    }
+    assert leaks == set()
+
+
+def test_no_cycles_between_folders():
+    assert cycles(arrows()) == []
+
+
+def test_the_checks_see_a_planted_arrow(tmp_path):
+    """The graph is read from the files: an upward import and a cycle, planted in a copy, show."""
+    pkg = tmp_path / "otf_dagster"
+    for folder in ("vocab", "core", "handlers"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "vocab" / "tasks.py").write_text("def f():\n    from otf_dagster.core import runner\n")
+    (pkg / "core" / "runner.py").write_text("from otf_dagster.vocab.tasks import f\n")
+    (pkg / "core" / "pool.py").write_text("from otf_dagster import handlers\n")
+    edges = arrows(pkg)
+    assert ("vocab", "core") in edges and ("core", "handlers") in edges
+    assert cycles(edges) in (
+        [["core", "vocab", "core"]],
+        [["vocab", "core", "vocab"]],
+    )
