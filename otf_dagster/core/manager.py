@@ -28,7 +28,7 @@ from otf_dagster.settings import (
     RUN_GRACE_SECONDS,
     RUNNER_MODE,
 )
-from otf_dagster.vocab.tasks import BACKFILL, LIVE, TaskType
+from otf_dagster.vocab.tasks import BACKFILL, LIVE, PoolState, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def _reconcile(
             if why is None and row["pool_id"] is None:
                 unassigned.append(row)  # given back by a full pool: assign it again
             elif why is not None:
-                if row["pool_id"] and row["pool_state"] in ("LAUNCHING", "RUNNING"):
+                if row["pool_id"] and row["pool_state"] and PoolState(row["pool_state"]).live:
                     failed_pools.setdefault(row["pool_id"], why)
                 lost.append((row, why, None))
             continue
@@ -368,9 +368,10 @@ def _pool_reason(row: dict[str, Any], age: float, now: datetime, settings: Setti
         return None
     if state is None:
         return f"pool {pool} does not exist"
-    if state in ("ENDED", "FAILED"):
+    state = PoolState(state)
+    if not state.live:
         return f"pool {pool} has {state.lower()}"
-    if state == "LAUNCHING":
+    if state == PoolState.LAUNCHING:
         waited = _age(now, row["pool_created_at"])
         if waited >= settings.pool_launch_grace_seconds:
             return f"pool {pool} did not start within {waited:.0f}s"

@@ -36,10 +36,10 @@ from otf_dagster.core import hosting
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store.db import connect
-from otf_dagster.exceptions import DatabaseUnavailable, OtfError, StaleTransition
+from otf_dagster.exceptions import DatabaseUnavailable, OtfError
 from otf_dagster.feeds.clients import Clients
 from otf_dagster.vocab.poll import HandlerRegistry
-from otf_dagster.vocab.tasks import TaskType
+from otf_dagster.vocab.tasks import PoolState, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,24 @@ class TypeCache:
 
 @dataclass
 class Hosted:
-    task_id: str
-    attempt: int
-    runner: TaskRunner
-    started: bool = False
+    """A task the pool holds: the one hosting policy (``hosting.HostedTask``) and the pool's
+    bookkeeping around it."""
+
+    task: hosting.HostedTask
     in_flight_since: float | None = None
     dropped: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def attempt(self) -> int:
+        return self.task.attempt
+
+    @property
+    def runner(self) -> TaskRunner:
+        return self.task.runner  # type: ignore[return-value]
 
 
 @dataclass
@@ -211,7 +223,9 @@ class RunnerPool:
                 # re-launches its tasks elsewhere without waiting for its heartbeat to go stale.
                 self.summary.ended = self.summary.ended or "interrupted"
                 try:
-                    self.store.end_pool(self.pool_id, "FAILED", f"its run was {self.summary.ended}")
+                    self.store.end_pool(
+                        self.pool_id, PoolState.FAILED, f"its run was {self.summary.ended}"
+                    )
                 except OtfError as exc:
                     log.warning("pool %s: could not record its end: %s", self.pool_id, exc)
             self.stop.set()
@@ -260,7 +274,9 @@ class RunnerPool:
                 db_retry_seconds=2.0,
                 db_retry_limit=15,
             )
-            self._hosted[task_id] = Hosted(task_id, attempt, runner)
+            self._hosted[task_id] = Hosted(
+                hosting.HostedTask(runner, fallback_interval=self.refresh_seconds)
+            )
             self.summary.hosted += 1
             self._schedule(task_id, attempt, 0.0)
         if extra:
@@ -276,14 +292,7 @@ class RunnerPool:
     # --- one poll (a worker thread) --------------------------------------------------------
 
     def _poll(self, hosted: Hosted) -> Step | None:
-        runner = hosted.runner
-        try:
-            if not hosted.started:
-                runner.start()
-                hosted.started = True
-            return runner.poll()  # past its deadline, the poll ends the task with the reason
-        except StaleTransition as exc:
-            return Step(None, runner.fenced_out(str(exc)))
+        return hosted.task.poll()
 
     def _collect(self, hosted: Hosted, future: Future) -> None:
         if future.cancelled():  # the pool is stopping: the poll never ran
@@ -299,11 +308,7 @@ class RunnerPool:
             return
         if error is not None:  # the database stayed away, or a bug: try again later
             self.summary.errors += 1
-            if not isinstance(error, OtfError):
-                log.error(
-                    "pool %s: poll of %s failed", self.pool_id, hosted.task_id, exc_info=error
-                )
-            self._schedule(hosted.task_id, hosted.attempt, self._interval(hosted))
+            self._schedule(hosted.task_id, hosted.attempt, hosted.task.retry_in(error))
             return
         if step is None:
             return
@@ -316,17 +321,7 @@ class RunnerPool:
                 self.summary.finished[hosted.task_id] = str(step.ended.state)
             self.on_end(hosted.task_id, step.ended)
             return
-        # The runner's own plan (when it finished its poll, plus the delay), not this loop's
-        # pick-up time: polls do not drift later by the time a busy loop takes to see them.
-        runner = hosted.runner
-        delay = hosting.next_poll_in(
-            step.delay, runner.due, runner.clock.now(), runner.seconds_to_deadline()
-        )
-        self._schedule(hosted.task_id, hosted.attempt, delay)
-
-    def _interval(self, hosted: Hosted) -> float:
-        ttype = hosted.runner.task_type
-        return ttype.poll_interval_seconds if ttype else self.refresh_seconds
+        self._schedule(hosted.task_id, hosted.attempt, hosted.task.next_poll_in(step))
 
     # --- heartbeats and NOTIFY -------------------------------------------------------------
 

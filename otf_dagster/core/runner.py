@@ -22,11 +22,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from otf_dagster.core import hosting, pace
+from otf_dagster.core.hosting import Clock, PollReport, RunOutcome, Step
 from otf_dagster.core.store import TaskStore, task_id_for
 from otf_dagster.core.store.polls import FollowUp, PollRecord, PollWrite
 from otf_dagster.exceptions import (
@@ -52,12 +53,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the task_events_kind_format CHECK
 _FINISH = {Outcome.DONE: TaskState.FINISHED, Outcome.FAILED: TaskState.FAILED}
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -100,41 +95,6 @@ class Checkpoint:
             "polls": self.polls,
             "consecutive_errors": self.consecutive_errors,
         }
-
-
-@dataclass
-class PollReport:
-    """What one poll did, for the Dagster adapter (or the CLI) to show."""
-
-    poll: int
-    events: list[EventRecord]
-    display: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    outcome: Outcome = Outcome.CONTINUE
-    url: str | None = None
-    lateness_seconds: float | None = None  # how late the poll started against its due time
-
-
-@dataclass
-class RunOutcome:
-    task_id: str
-    attempt: int
-    state: TaskState | None  # the task's overall state after the run (None: fenced out)
-    reason: str | None
-    polls: int
-    events: int
-    display: dict[str, Any] = field(default_factory=dict)  # the last poll's
-    detail: dict[str, Any] = field(default_factory=dict)  # the handler's end detail
-    follow_ups: list[str] = field(default_factory=list)  # task ids scheduled at the end
-
-
-@dataclass
-class Step:
-    """One poll: its report, the outcome when the runner has ended, else the next delay."""
-
-    report: PollReport | None
-    ended: RunOutcome | None = None
-    delay: float = 0.0
 
 
 class TaskRunner:
@@ -190,18 +150,8 @@ class TaskRunner:
     # --- the one-task runner ---------------------------------------------------------------
 
     def run(self) -> RunOutcome:
-        self.start()
-        try:
-            while True:
-                step = self.poll()
-                if step.ended is not None:
-                    return step.ended
-                ended = self.wait(step.delay)
-                if ended is not None:
-                    return ended
-        except StaleTransition as exc:
-            log.warning("runner for %s fenced out: %s", self.task_id, exc)
-            return self.fenced_out(str(exc))
+        """Poll until the task ends here: hosted as a pool of one (``core.hosting``)."""
+        return hosting.host_one(self)
 
     def start(self) -> Task:
         """Check the task is ours (STARTED at our attempt), record our run id, load the

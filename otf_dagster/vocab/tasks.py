@@ -25,6 +25,21 @@ class TaskState(StrEnum):
 
 _STATES = {s.value: s for s in TaskState}
 
+
+class PoolState(StrEnum):
+    """A runner pool's state; equal, value for value, to the CHECK runner_pools_state_values
+    (a test checks it)."""
+
+    LAUNCHING = "LAUNCHING"  # assigned tasks, its run not yet started
+    RUNNING = "RUNNING"  # its run registered and heartbeats
+    ENDED = "ENDED"  # idle past its grace, ended itself
+    FAILED = "FAILED"  # stale, interrupted or never started
+
+    @property
+    def live(self) -> bool:
+        return self in (PoolState.LAUNCHING, PoolState.RUNNING)
+
+
 # A task type's name (the database's CHECK task_types_name_format says the same).
 TASK_TYPE_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,62}$")
 MAX_KEY_LENGTH = 200

