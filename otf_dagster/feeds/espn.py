@@ -21,8 +21,6 @@ from otf_dagster.feeds.sports import clock_of, espn_status, game_format
 
 PROVIDER = "espn"
 _NBA = league_named("nba")
-SCOREBOARD_PATH = _NBA.scoreboard_path
-SUMMARY_PATH = _NBA.summary_path
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _OFF = (GameStatus.SCHEDULED, GameStatus.POSTPONED, GameStatus.CANCELLED)
