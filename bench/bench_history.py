@@ -28,7 +28,7 @@ Ratios against the empty deployment (repeats interleaved, medians):
   beginning (the oldest, compressed chunks) in batches of 500, beside one raw psycopg
   ``SELECT ... ORDER BY seq`` of the same rows into dicts.
 
-Absolute (with the machine): the GraphQL query of the asset page for ``game_boxscore``'s
+Absolute (with the machine): the GraphQL query of the asset page for ``task_runs``'s
 partitions (``partitionKeysByDimension`` + ``partitionStats``, through a real code server,
 ``dagster_graphql``'s ``define_out_of_process_context``) before and after the prune and on the
 empty instance; the prune's rate (``retention.prune`` with ``defs/history.InstanceSide``, the
@@ -106,7 +106,7 @@ QUICK = {
 
 GQL = """
 query AssetPartitions {
-  assetNodeOrError(assetKey: {path: ["game_boxscore"]}) {
+  assetNodeOrError(assetKey: {path: ["task_runs"]}) {
     __typename
     ... on AssetNode {
       partitionKeysByDimension { name partitionKeys }
@@ -703,7 +703,7 @@ def run(size: dict, mode: str) -> list[dict]:
                 g_empty,
                 partition_keys=keys_before,
                 calls=size["gql_calls"],
-                query="assetNodeOrError(game_boxscore) { partitionKeysByDimension, partitionStats }",
+                query="assetNodeOrError(task_runs) { partitionKeysByDimension, partitionStats }",
                 **extra,
             )
             _common.record(

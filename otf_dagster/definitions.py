@@ -14,7 +14,7 @@ import dagster as dg
 
 from otf_dagster import settings as S
 from otf_dagster.core.manager import Settings
-from otf_dagster.defs.game_boxscore import game_boxscore
+from otf_dagster.defs.task_runs import task_runs
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
 from otf_dagster.defs.history import build_history_schedule, history_prune_job
@@ -88,7 +88,7 @@ def build_definitions(
     grid = game_schedule_partitions(leagues, timezone)
     schedule_job = build_game_schedule_job(grid)
     return dg.Definitions(
-        assets=[build_game_schedule(grid), game_boxscore, task_stats, delivery_endpoints_asset],
+        assets=[build_game_schedule(grid), task_runs, task_stats, delivery_endpoints_asset],
         jobs=[task_runner_job, runner_pool_job, schedule_job, relay_job, history_prune_job],
         schedules=[
             build_daily_schedule(schedule_job, timezone, leagues, cron),

@@ -75,7 +75,7 @@ def test_the_installed_wheel_migrates_and_loads_the_definitions(installed_wheel,
         loaded = json.loads(load.stdout)
         assert loaded["assets"] == [
             "delivery_endpoints",
-            "game_boxscore",
+            "task_runs",
             "game_schedule",
             "task_stats",
         ]

@@ -180,7 +180,7 @@ def test_a_slate_finishes_through_the_split_deployment_across_a_code_server_rest
         deps = {
             tuple(n["assetKey"]["path"]): [d["path"] for d in n["dependencyKeys"]] for n in nodes
         }
-        assert deps[("game_boxscore",)] == [["game_schedule"]]  # lineage drawn in the UI
+        assert deps[("task_runs",)] == [["game_schedule"]]  # lineage drawn in the UI
         finals = {t.run_id for t in store.list_tasks(task_type=T)}
 
         def final_runs_succeeded() -> bool:  # a run ends a moment after its task does

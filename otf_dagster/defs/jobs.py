@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from otf_dagster.defs.game_boxscore import GAME_BOXSCORE
+from otf_dagster.defs.task_runs import TASK_RUNS
 from otf_dagster.defs.partitions import task_partitions
 
 TASK_RUNNER_JOB = "task_runner"
@@ -13,7 +13,7 @@ GAME_SCHEDULE_JOB = "game_schedule_job"
 # In-process: a killed run leaves no step process behind still polling the feed.
 task_runner_job = dg.define_asset_job(
     TASK_RUNNER_JOB,
-    selection=dg.AssetSelection.assets(GAME_BOXSCORE),
+    selection=dg.AssetSelection.assets(TASK_RUNS),
     partitions_def=task_partitions,
     executor_def=dg.in_process_executor,
     description="The TaskRunner: polls one task's game until it is final.",

@@ -23,7 +23,7 @@ from otf_dagster.handlers import Markdown
 from otf_dagster.views.tables import score_timeline_markdown, timeline_markdown
 from otf_dagster.vocab.tasks import TaskState
 
-TASK_ASSET = dg.AssetKey("game_boxscore")
+TASK_ASSET = dg.AssetKey("task_runs")
 SCORE_BUCKET = timedelta(minutes=1)
 
 

@@ -76,7 +76,7 @@ def graphql(url: str, query: str) -> dict:
 
 RUNS = """{ runsOrError(filter: {pipelineName: "task_runner"}) { __typename
   ... on Runs { results { runId status tags { key value } } } } }"""
-MATERIALIZATIONS = """{ assetOrError(assetKey: {path: ["game_boxscore"]}) { __typename
+MATERIALIZATIONS = """{ assetOrError(assetKey: {path: ["task_runs"]}) { __typename
   ... on Asset { assetMaterializations(limit: 20) { partition runId
     metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } } } } } }"""
 SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "otf_dagster", repositoryName: "__repository__"})

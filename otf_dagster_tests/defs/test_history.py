@@ -92,7 +92,7 @@ def test_a_task_run_for_real_and_pruned_still_reads_in_full(db_url, store, fast_
             instance=instance, partition_key=tid, tags=launch.tags
         )
         assert result.success
-        key = dg.AssetKey("game_boxscore")
+        key = dg.AssetKey("task_runs")
         assert instance.fetch_materializations(key, limit=10).records
         _backdate(db_url, tid)
         before = (timeline(store, tid), store.get_task(tid), store.task_events(tid))

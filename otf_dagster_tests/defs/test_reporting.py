@@ -28,7 +28,7 @@ def test_run_mode_and_pool_mode_materialize_the_same_facts(db_url, store):
         )
         result, _, _ = run_job(db_url, sim, run_task.task.task_id, launch.tags)
         assert result.success
-        [run_mat] = result.asset_materializations_for_node("game_boxscore")
+        [run_mat] = result.asset_materializations_for_node("task_runs")
 
         outcome = TaskRunner(
             store, pool_task.task.task_id, pool_task.task.attempt, "pool-run", handlers=HANDLERS,
@@ -49,7 +49,7 @@ def test_run_mode_and_pool_mode_materialize_the_same_facts(db_url, store):
         )
     [pool_mat] = pool_result.asset_materializations_for_node("report_end")
     assert pool_mat.partition == pool_task.task.task_id
-    assert pool_mat.asset_key == dg.AssetKey("game_boxscore")
+    assert pool_mat.asset_key == dg.AssetKey("task_runs")
     assert set(pool_mat.metadata) == set(run_mat.metadata) | {"pool"}
     for name in ("timeline", "score_timeline", "score_chart", "box_score"):
         assert pool_mat.metadata[name].value, name

@@ -50,7 +50,7 @@ def test_a_claimed_task_runs_to_final_and_reports_to_the_ui(db_url, store, fast_
     launch = launch_for(claimed.task.task_id, claimed.task_type, claimed.task.attempt, "claimed")
     result, observations, _ = run_job(db_url, fast_game, claimed.task.task_id, launch.tags)
     assert result.success
-    [mat] = result.asset_materializations_for_node("game_boxscore")
+    [mat] = result.asset_materializations_for_node("task_runs")
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["state"] == "FINISHED" and meta["score"] == "ORL 97 - BOS 124"
     assert "| BOS " in meta["box_score"] and "124" in meta["box_score"]
@@ -90,7 +90,7 @@ def test_a_refused_hand_launch_leaves_the_partition_alone_and_a_retry_runs(
     assert failed.state == TaskState.FAILED and "unknown game" in failed.last_error
 
     again, _, messages = run_job(db_url, fast_game, tid)  # by hand, on a FAILED task: refused
-    assert again.success and again.asset_materializations_for_node("game_boxscore") == []
+    assert again.success and again.asset_materializations_for_node("task_runs") == []
     assert any("cannot be started by hand" in m and TAG_RETRY in m for m in messages)
     assert store.get_task(tid).state == TaskState.FAILED
 

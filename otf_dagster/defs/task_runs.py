@@ -1,4 +1,5 @@
-"""The TaskRunner as an asset: each task's box score, one dynamic partition per task."""
+"""The TaskRunner as an asset: ``task_runs``, one dynamic partition per task of every type (box
+scores, scoreboard watches, users' types); a run's tags name the task, its type and attempt."""
 
 import logging
 
@@ -16,11 +17,11 @@ from otf_dagster.handlers import HANDLERS
 
 log = logging.getLogger(__name__)
 
-GAME_BOXSCORE = TASK_ASSET
+TASK_RUNS = TASK_ASSET
 
 
 @dg.asset(
-    key=GAME_BOXSCORE,
+    key=TASK_RUNS,
     partitions_def=task_partitions,
     # Lineage: the schedule's days become the tasks this asset runs (drawn as the flow in the
     # UI; every task partition may come from any day, hence all partitions).
@@ -34,7 +35,7 @@ GAME_BOXSCORE = TASK_ASSET
     kinds={"postgres"},
     output_required=False,
 )
-def game_boxscore(
+def task_runs(
     context: dg.AssetExecutionContext, task_store: TaskStoreResource, feeds: FeedResource
 ):
     try:
