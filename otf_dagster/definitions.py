@@ -14,7 +14,6 @@ import dagster as dg
 
 from otf_dagster import settings as S
 from otf_dagster.core.manager import Settings
-from otf_dagster.defs.task_runs import task_runs
 from otf_dagster.defs.game_schedule import build_game_schedule
 from otf_dagster.defs.history import DEFAULT_CRON as HISTORY_CRON
 from otf_dagster.defs.history import build_history_schedule, history_prune_job
@@ -31,6 +30,7 @@ from otf_dagster.defs.sensors import (
     build_failure_sensor,
     build_task_manager,
 )
+from otf_dagster.defs.task_runs import task_runs
 from otf_dagster.defs.task_stats import task_stats
 from otf_dagster.exceptions import ConfigError
 from otf_dagster.feeds.leagues import DEFAULT_LEAGUE, LEAGUES_ENV, load_leagues

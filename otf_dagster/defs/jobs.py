@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from otf_dagster.defs.task_runs import TASK_RUNS
 from otf_dagster.defs.partitions import task_partitions
+from otf_dagster.defs.task_runs import TASK_RUNS
 
 TASK_RUNNER_JOB = "task_runner"
 GAME_SCHEDULE_JOB = "game_schedule_job"
