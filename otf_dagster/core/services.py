@@ -15,16 +15,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
-
-from otf_dagster.core.store import TaskStore, query
-from otf_dagster.exceptions import InvalidReport, StoreError, UnknownTask, UnknownTaskType
+from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store import services as statements
+from otf_dagster.exceptions import InvalidReport, StoreError
 from otf_dagster.vocab.tasks import TaskState
-
-# SQLSTATEs raised by otf_report (custom class "OT").
-SQLSTATE_UNKNOWN_TASK = "OTF01"
-SQLSTATE_REPORT_REFUSED = "OTF02"
 
 REPORTER_ROLE = "otf_reporter"
 _OWNER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -58,16 +52,6 @@ def using_store(store_or_url: TaskStore | str) -> Iterator[TaskStore]:
         yield store
 
 
-def translate_report_error(exc: psycopg.Error) -> Exception | None:
-    """otf_report's refusals as the project's exceptions (None for any other error)."""
-    message = (exc.diag.message_primary or str(exc)).strip()
-    if exc.sqlstate == SQLSTATE_UNKNOWN_TASK:
-        return UnknownTask(message)
-    if exc.sqlstate == SQLSTATE_REPORT_REFUSED:
-        return InvalidReport(message)
-    return None
-
-
 def report(
     store_or_url: TaskStore | str,
     task_id: str,
@@ -82,20 +66,11 @@ def report(
             f"report refused: detail must be a JSON object (a dict), not {type(detail).__name__}"
         )
 
-    def work(c: psycopg.Connection) -> dict[str, Any]:
-        try:
-            return c.execute(
-                query("services_report"),
-                (task_id, service, str(state), Jsonb(detail) if detail is not None else None),
-            ).fetchone()
-        except psycopg.Error as exc:
-            mine = translate_report_error(exc)
-            if mine is None:
-                raise
-            raise mine from None
-
     with using_store(store_or_url) as store:
-        row = store.run(f"report {service!r} on task {task_id!r}", work)
+        row = store.run(
+            f"report {service!r} on task {task_id!r}",
+            lambda c: statements.report(c, task_id, service, str(state), detail),
+        )
     return ReportResult(
         task_id=task_id,
         service=service.strip().lower(),
@@ -121,41 +96,26 @@ def subscribe(store_or_url: TaskStore | str, owner: str, task_type: str) -> str:
     """Subscribe ``owner`` (a consumer) to a live task type: 'created', 'revived' (it had been
     removed) or 'unchanged'. Its consumer then receives that type's events from its cursor on."""
     _check_owner(owner)
-    params = {"owner": owner, "task_type": task_type}
-
-    def work(c: psycopg.Connection) -> str:
-        row = c.execute(query("services_subscribe"), params).fetchone()
-        if row is not None:
-            return "created" if row["inserted"] else "revived"
-        if c.execute(query("services_subscription_exists"), params).fetchone() is not None:
-            return "unchanged"
-        raise UnknownTaskType(
-            f"cannot subscribe {owner!r}: task type {task_type!r} does not exist "
-            "or is soft-deleted; "
-            "see `otf task-types list`"
-        )
-
     with using_store(store_or_url) as store:
-        return store.run(f"subscribe {owner!r} to {task_type!r}", work)
+        return store.run(
+            f"subscribe {owner!r} to {task_type!r}",
+            lambda c: statements.subscribe(c, owner, task_type),
+        )
 
 
 def unsubscribe(store_or_url: TaskStore | str, owner: str, task_type: str) -> bool:
     """Soft-delete a subscription (kept for history); False if there was no live one."""
-    params = {"owner": owner, "task_type": task_type}
     with using_store(store_or_url) as store:
-        row = store.run(
+        return store.run(
             f"unsubscribe {owner!r} from {task_type!r}",
-            lambda c: c.execute(query("services_unsubscribe"), params).fetchone(),
+            lambda c: statements.unsubscribe(c, owner, task_type),
         )
-    return row is not None
 
 
 def list_subscriptions(
     store_or_url: TaskStore | str, owner: str | None = None, *, include_deleted: bool = False
 ) -> list[dict[str, Any]]:
-    params = {"owner": owner, "include_deleted": include_deleted}
     with using_store(store_or_url) as store:
         return store.run(
-            "list subscriptions",
-            lambda c: c.execute(query("services_list_subscriptions"), params).fetchall(),
+            "list subscriptions", lambda c: statements.subscriptions(c, owner, include_deleted)
         )

@@ -9,10 +9,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from otf_dagster.core.services import using_store
-from otf_dagster.core.store import TaskStore, query
+from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store import services as statements
 from otf_dagster.exceptions import StoreError, UnknownTask
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -50,13 +49,11 @@ def score_timeline(
     if bucket <= timedelta(0):
         raise StoreError(f"bucket {bucket} must be a positive duration, e.g. 1m")
 
-    def work(c: psycopg.Connection) -> list[dict[str, Any]] | None:
-        if c.execute(query("get_task"), {"task_id": task_id}).fetchone() is None:
-            return None
-        return c.execute(query("score_timeline"), {"task_id": task_id, "bucket": bucket}).fetchall()
-
     with using_store(store_or_url) as store:
-        rows = store.run(f"read score timeline of {task_id!r}", work)
+        rows = store.run(
+            f"read score timeline of {task_id!r}",
+            lambda c: statements.score_timeline(c, task_id, bucket),
+        )
     if rows is None:
         raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
     home = away = None
