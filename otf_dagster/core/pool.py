@@ -35,7 +35,7 @@ import psycopg
 from otf_dagster.core import hosting
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
-from otf_dagster.core.store.db import connect
+from otf_dagster.core.store.db import connect, listen
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError
 from otf_dagster.feeds.clients import Clients
 from otf_dagster.vocab.poll import HandlerRegistry
@@ -352,7 +352,7 @@ class RunnerPool:
         while not self.stop.is_set():
             try:
                 with connect(self.url, application_name=f"{self.pool_id}-listen") as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    listen(conn, CHANNEL)
                     while not self.stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             if note.payload == self.pool_id:

@@ -37,7 +37,7 @@ from otf_dagster.core.delivery.nats_sink import NatsSink
 from otf_dagster.core.delivery.sink import EventBody, Outcome, Sink
 from otf_dagster.core.delivery.webhook import WebhookSink, validate_secret
 from otf_dagster.core.store import delivery as dstore
-from otf_dagster.core.store.db import connect, translated_errors
+from otf_dagster.core.store.db import connect, listen, translated_errors
 from otf_dagster.core.store.store import TaskStore
 from otf_dagster.exceptions import ConfigError, DatabaseUnavailable, OtfError
 
@@ -558,7 +558,7 @@ class Relay:
             if self._listen_conn is None or self._listen_conn.closed:
                 self._listen_conn = connect(self.url, application_name="otf-relay-listen")
                 with translated_errors("listen for events"):
-                    self._listen_conn.execute(f"LISTEN {CHANNEL}")
+                    listen(self._listen_conn, CHANNEL)
             with translated_errors("wait for events"):
                 woke = any(True for _ in self._listen_conn.notifies(timeout=seconds, stop_after=1))
             if woke:

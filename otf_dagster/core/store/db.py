@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg
+import psycopg.sql
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
@@ -46,6 +47,11 @@ def connect(url: str, *, application_name: str = "otf") -> psycopg.Connection:
                 url,
             )
         ) from None
+
+
+def listen(conn: psycopg.Connection, channel: str) -> None:
+    """LISTEN on ``channel`` (a project channel name: the identifier is quoted)."""
+    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
 
 
 @contextlib.contextmanager
