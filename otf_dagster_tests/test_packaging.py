@@ -75,8 +75,8 @@ def test_the_installed_wheel_migrates_and_loads_the_definitions(installed_wheel,
         loaded = json.loads(load.stdout)
         assert loaded["assets"] == [
             "delivery_endpoints",
-            "task_runs",
             "game_schedule",
+            "task_runs",
             "task_stats",
         ]
         assert {"task_runner", "game_schedule_job", "delivery_relay"} <= set(loaded["jobs"])
