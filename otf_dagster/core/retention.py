@@ -30,10 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import sql
-from psycopg.types.json import Jsonb
 
-from otf_dagster.core.store import TaskStore, query, utcnow
+from otf_dagster.core.store import TaskStore, utcnow
+from otf_dagster.core.store import retention as statements
 from otf_dagster.exceptions import ConfigError, shown
 
 DEFAULT_OLDER_THAN_DAYS = 30
@@ -199,23 +198,18 @@ def prune(
     _check_forced(store, settings.force)
     cutoff = now - timedelta(days=settings.older_than_days)
     if not settings.dry_run:
-        report.prune_id = store.run(
-            "start a prune",
-            lambda c: c.execute(
-                query("history_prune_start"),
-                {
-                    "source": source[:200],
-                    "deployment": report.deployment_id,
-                    "older_than_days": settings.older_than_days,
-                    "events_older_than_days": settings.events_older_than_days,
-                    "forced": list(settings.force),
-                },
-            ).fetchone()["prune_id"],
-        )
+        params = {
+            "source": source[:200],
+            "deployment": report.deployment_id,
+            "older_than_days": settings.older_than_days,
+            "events_older_than_days": settings.events_older_than_days,
+            "forced": list(settings.force),
+        }
+        report.prune_id = store.run("start a prune", lambda c: statements.start(c, params))
     try:
         if dagster is not None:
-            _prune_tasks(store, dagster, settings, cutoff, report)
-            _prune_pools(store, dagster, settings, cutoff, report)
+            _prune_dagster(store, dagster, "task", settings, cutoff, report)
+            _prune_dagster(store, dagster, "pool", settings, cutoff, report)
         _prune_polls(store, settings, cutoff, report)
         if settings.events_older_than_days is not None:
             events_cutoff = now - timedelta(days=settings.events_older_than_days)
@@ -232,28 +226,18 @@ def prune(
 def _progress(c: psycopg.Connection, report: PruneReport) -> None:
     """The counts so far, in the transaction of the batch that made them."""
     if report.prune_id is not None:
-        c.execute(
-            query("history_prune_progress"),
-            {
-                "prune_id": report.prune_id,
-                "removed": Jsonb(report.removed()),
-                "held_back_by": report.held_back_by,
-            },
-        )
+        statements.progress(c, report.prune_id, report.removed(), report.held_back_by)
 
 
 def _finish(store: TaskStore, report: PruneReport, *, error: str | None) -> None:
+    assert report.prune_id is not None
+    prune_id = report.prune_id
+    # a failed prune: what its committed batches wrote, not what the failed one counted
+    removed = None if error else report.removed()
     store.run(
         "finish a prune",
-        lambda c: c.execute(
-            query("history_prune_finish"),
-            {
-                "prune_id": report.prune_id,
-                # a failed prune: what its committed batches wrote, not what the failed one counted
-                "removed": None if error else Jsonb(report.removed()),
-                "held_back_by": report.held_back_by,
-                "error": error,
-            },
+        lambda c: statements.progress(
+            c, prune_id, removed, report.held_back_by, error=error, final=True
         ),
     )
 
@@ -261,7 +245,7 @@ def _finish(store: TaskStore, report: PruneReport, *, error: str | None) -> None
 def _check_forced(store: TaskStore, force: Sequence[str]) -> None:
     if not force:
         return
-    known = [r["name"] for r in store.fetch_all("read the readers", "history_known_readers")]
+    known = store.run("read the readers", statements.known_readers)
     unknown = [name for name in force if name not in known]
     if unknown:
         listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") or "none"
@@ -274,109 +258,64 @@ def _check_forced(store: TaskStore, force: Sequence[str]) -> None:
 # --- Dagster's storage -------------------------------------------------------------------------
 
 
-def _prune_tasks(
-    store: TaskStore, dagster: DagsterSide, settings: PruneSettings, cutoff: datetime, report
+def _prune_dagster(
+    store: TaskStore,
+    dagster: DagsterSide,
+    kind: str,
+    settings: PruneSettings,
+    cutoff: datetime,
+    report: PruneReport,
 ) -> None:
+    """One walk over the ended tasks (``kind`` "task": their runs and partitions) or runner
+    pools ("pool": their runs), in batches that each commit what they removed."""
     after: tuple[datetime, str] = (_BEGINNING, "")
 
     def batch(c: psycopg.Connection) -> tuple[datetime, str] | None:
-        rows = c.execute(
-            query("history_task_batch"),
-            {
-                "cutoff": cutoff,
-                "after_time": after[0],
-                "after_id": after[1],
-                "deployment": dagster.deployment_id,
-                "limit": settings.batch_size,
-            },
-        ).fetchall()
+        rows = statements.ended_batch(
+            c,
+            kind,
+            cutoff=cutoff,
+            after=after,
+            deployment=dagster.deployment_id,
+            limit=settings.batch_size,
+        )
         if not rows:
             return None
-        ids = [r["task_id"] for r in rows]
-        # Read under the rows' locks: every task here is ended now, and stays so until commit.
-        existing = dagster.existing_partitions(ids)
-        runs = dagster.task_runs(ids)
+        keys = [r["key"] for r in rows]
+        # Read under the rows' locks: every one here is ended now, and stays so until commit.
+        if kind == "task":
+            existing, runs = dagster.existing_partitions(keys), dagster.task_runs(keys)
+        else:
+            existing, runs = set(), dagster.pool_runs(keys)
         done: list[tuple[str, int, int, int]] = []
         for r in rows:
-            task_id = r["task_id"]
-            its = runs.get(task_id, [])
+            key = r["key"]
+            its = runs.get(key, [])
             if any(not run.finished for run in its):
-                report.still_running.append(task_id)
+                report.still_running.append(key if kind == "task" else f"pool {key}")
                 continue
-            has_partition = task_id in existing
+            has_partition = key in existing
             if not settings.dry_run:
                 for run in its:
                     dagster.delete_run(run.run_id)
                 if has_partition:
-                    dagster.delete_partition(task_id)
-            report.tasks += 1
-            report.runs += len(its)
-            report.partitions += int(has_partition)
-            done.append((task_id, r["attempt"], int(has_partition), len(its)))
+                    dagster.delete_partition(key)
+            if kind == "task":
+                report.tasks += 1
+                report.runs += len(its)
+                report.partitions += int(has_partition)
+            else:
+                report.pools += 1
+                report.pool_runs += len(its)
+            done.append((key, r["attempt"] or 0, int(has_partition), len(its)))
         if not settings.dry_run and done:
-            _mark(c, dagster.deployment_id, "task", done)
+            statements.mark_pruned(c, dagster.deployment_id, kind, done)
             _progress(c, report)
-        return rows[-1]["finished_at"], rows[-1]["task_id"]
+        return rows[-1]["time"], rows[-1]["key"]
 
-    while (nxt := store.run("prune ended tasks from Dagster", batch)) is not None:
+    what = "ended tasks" if kind == "task" else "ended runner pools"
+    while (nxt := store.run(f"prune {what} from Dagster", batch)) is not None:
         after = nxt
-
-
-def _prune_pools(
-    store: TaskStore, dagster: DagsterSide, settings: PruneSettings, cutoff: datetime, report
-) -> None:
-    after: tuple[datetime, str] = (_BEGINNING, "")
-
-    def batch(c: psycopg.Connection) -> tuple[datetime, str] | None:
-        rows = c.execute(
-            query("history_pool_batch"),
-            {
-                "cutoff": cutoff,
-                "after_time": after[0],
-                "after_id": after[1],
-                "deployment": dagster.deployment_id,
-                "limit": settings.batch_size,
-            },
-        ).fetchall()
-        if not rows:
-            return None
-        runs = dagster.pool_runs([r["pool_id"] for r in rows])
-        done: list[tuple[str, int, int, int]] = []
-        for r in rows:
-            its = runs.get(r["pool_id"], [])
-            if any(not run.finished for run in its):
-                report.still_running.append(f"pool {r['pool_id']}")
-                continue
-            if not settings.dry_run:
-                for run in its:
-                    dagster.delete_run(run.run_id)
-            report.pools += 1
-            report.pool_runs += len(its)
-            done.append((r["pool_id"], 0, 0, len(its)))
-        if not settings.dry_run and done:
-            _mark(c, dagster.deployment_id, "pool", done)
-            _progress(c, report)
-        return rows[-1]["ended_at"], rows[-1]["pool_id"]
-
-    while (nxt := store.run("prune ended runner pools from Dagster", batch)) is not None:
-        after = nxt
-
-
-def _mark(
-    c: psycopg.Connection, deployment: str, kind: str, done: list[tuple[str, int, int, int]]
-) -> None:
-    keys, attempts, partitions, runs = (list(x) for x in zip(*done, strict=True))
-    c.execute(
-        query("history_mark_pruned"),
-        {
-            "deployment": deployment,
-            "kind": kind,
-            "keys": keys,
-            "attempts": attempts,
-            "partitions": partitions,
-            "runs": runs,
-        },
-    )
 
 
 # --- the task database -------------------------------------------------------------------------
@@ -384,45 +323,33 @@ def _mark(
 
 def hypertables(store: TaskStore) -> set[str]:
     """This schema's hypertables (empty without TimescaleDB)."""
-
-    def work(c: psycopg.Connection) -> set[str]:
-        if not c.execute(query("history_timescaledb")).fetchone()["installed"]:
-            return set()
-        return {r["hypertable_name"] for r in c.execute(query("history_hypertables"))}
-
-    return store.run("read the hypertables", work)
+    return store.run("read the hypertables", statements.hypertables)
 
 
 def _chunks_before(store: TaskStore, table: str, cutoff: datetime) -> list[dict[str, Any]]:
-    return store.fetch_all(
-        f"read the chunks of {table}", "history_chunks_before", {"table": table, "cutoff": cutoff}
+    return store.run(
+        f"read the chunks of {table}", lambda c: statements.chunks_before(c, table, cutoff)
     )
 
 
-def _count(c: psycopg.Connection, relation: str) -> int:
-    schema, _, name = relation.partition(".")
-    return c.execute(
-        sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(schema, name))
-    ).fetchone()["n"]
-
-
-def _drop_chunk(c: psycopg.Connection, table: str, chunk: dict[str, Any]) -> None:
-    c.execute(
-        query("history_drop_chunk"),
-        {"table": table, "range_start": chunk["range_start"], "range_end": chunk["range_end"]},
-    )
-
-
-def _prune_polls(store: TaskStore, settings: PruneSettings, cutoff: datetime, report) -> None:
+def _prune_polls(
+    store: TaskStore, settings: PruneSettings, cutoff: datetime, report: PruneReport
+) -> None:
     if "task_polls" in hypertables(store):
         if not settings.dry_run:
-            _set_polls_policy(store, settings.older_than_days, report)
+            days = settings.older_than_days
+            note = store.run(
+                "set the task_polls retention policy",
+                lambda c: statements.set_polls_policy(c, days),
+            )
+            if note:
+                report.notes.append(note)
         for chunk in _chunks_before(store, "task_polls", cutoff):
 
             def drop(c: psycopg.Connection, chunk=chunk) -> None:
-                n = _count(c, chunk["chunk"])
+                n = statements.chunk_rows(c, chunk)["n"]
                 if not settings.dry_run:
-                    _drop_chunk(c, "task_polls", chunk)
+                    statements.drop_chunk(c, "task_polls", chunk)
                 report.polls += n
                 report.poll_chunks += 1
                 if not settings.dry_run:
@@ -431,15 +358,11 @@ def _prune_polls(store: TaskStore, settings: PruneSettings, cutoff: datetime, re
             store.run("drop an old chunk of task_polls", drop)
         return
     if settings.dry_run:
-        report.polls = store.fetch_all(
-            "count old polls", "history_polls_count", {"cutoff": cutoff}
-        )[0]["rows"]
+        report.polls = store.run("count old polls", lambda c: statements.count_old_polls(c, cutoff))
         return
 
     def batch(c: psycopg.Connection) -> int:
-        n = c.execute(
-            query("history_polls_delete_batch"), {"cutoff": cutoff, "limit": settings.batch_size}
-        ).rowcount
+        n = statements.delete_old_polls(c, cutoff, settings.batch_size)
         report.polls += n
         if n:
             _progress(c, report)
@@ -449,57 +372,36 @@ def _prune_polls(store: TaskStore, settings: PruneSettings, cutoff: datetime, re
         pass
 
 
-def _set_polls_policy(store: TaskStore, days: int, report: PruneReport) -> None:
-    """TimescaleDB drops task_polls chunks older than the prune's age between prunes too."""
-    wanted = f"{days} days" if days != 1 else "1 day"
-
-    def work(c: psycopg.Connection) -> str | None:
-        row = c.execute(query("history_polls_policy")).fetchone()
-        if row is None:
-            c.execute(query("history_polls_policy_add"), {"days": days})
-            return f"task_polls: retention policy added ({wanted})"
-        if row["drop_after"] != wanted:
-            c.execute(query("history_polls_policy_set"), {"job_id": row["job_id"], "days": wanted})
-            return f"task_polls: retention policy {row['drop_after']} -> {wanted}"
-        return None
-
-    note = store.run("set the task_polls retention policy", work)
-    if note:
-        report.notes.append(note)
-
-
 def event_holders(store: TaskStore, force: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every reader's position over task_events, lowest first (forced ones left out)."""
-    return store.fetch_all(
-        "read the readers' positions", "history_event_holders", {"forced": list(force)}
-    )
+    return store.run("read the readers' positions", lambda c: statements.event_holders(c, force))
 
 
-def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, report) -> None:
+def _prune_events(
+    store: TaskStore, settings: PruneSettings, cutoff: datetime, report: PruneReport
+) -> None:
     forced = list(settings.force)
     holders = event_holders(store, forced)
     if holders:
         report.held_at, report.held_back_by = holders[0]["held_at"], holders[0]["holder"]
-    counts = store.fetch_all(
-        "count old events", "history_events_counts", {"cutoff": cutoff, "forced": forced}
-    )[0]
-    report.events_held = counts["held"]
+
+    def counts() -> dict[str, Any]:
+        return store.run(
+            "count old events", lambda c: statements.old_event_counts(c, cutoff, forced)
+        )
+
+    before = counts()
+    report.events_held = before["held"]
     if "task_events" in hypertables(store):
         for chunk in _chunks_before(store, "task_events", cutoff):
 
             def drop(c: psycopg.Connection, chunk=chunk) -> bool:
-                guard = c.execute(query("history_events_guard_now"), {"forced": forced}).fetchone()
-                schema, _, name = chunk["chunk"].partition(".")
-                top = c.execute(
-                    sql.SQL("SELECT max(seq) AS top, count(*) AS n FROM {}").format(
-                        sql.Identifier(schema, name)
-                    )
-                ).fetchone()
-                held = guard["held_at"]
+                held = statements.held_now(c, forced)
+                top = statements.chunk_rows(c, chunk, seq=True)
                 if top["top"] is not None and held is not None and top["top"] > held:
                     return False  # a reader has not passed this chunk: batches below
                 if not settings.dry_run:
-                    _drop_chunk(c, "task_events", chunk)
+                    statements.drop_chunk(c, "task_events", chunk)
                 report.events += top["n"]
                 report.event_chunks += 1
                 _progress(c, report)
@@ -508,14 +410,11 @@ def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, r
             if not store.run("drop an old chunk of task_events", drop):
                 break
     if settings.dry_run:
-        report.events = counts["removable"]
+        report.events = before["removable"]
         return
 
     def batch(c: psycopg.Connection) -> int:
-        n = c.execute(
-            query("history_events_delete_batch"),
-            {"cutoff": cutoff, "forced": forced, "limit": settings.batch_size},
-        ).rowcount
+        n = statements.delete_old_events(c, cutoff, forced, settings.batch_size)
         report.events += n
         if n:
             _progress(c, report)
@@ -523,9 +422,7 @@ def _prune_events(store: TaskStore, settings: PruneSettings, cutoff: datetime, r
 
     while store.run("delete old events", batch):
         pass
-    report.events_held = store.fetch_all(
-        "count old events", "history_events_counts", {"cutoff": cutoff, "forced": forced}
-    )[0]["held"]
+    report.events_held = counts()["held"]
 
 
 # --- what is there -----------------------------------------------------------------------------
@@ -564,32 +461,14 @@ def status(
     hyper = hypertables(store)
 
     def tables(c: psycopg.Connection) -> list[dict[str, Any]]:
-        out = []
-        for table, column in STATUS_TABLES.items():
-            ident = sql.Identifier(table)
-            if column is None:
-                row = c.execute(
-                    sql.SQL("SELECT count(*) AS rows, NULL::timestamptz AS oldest FROM {}").format(
-                        ident
-                    )
-                ).fetchone()
-            else:
-                row = c.execute(
-                    sql.SQL("SELECT count(*) AS rows, min({}) AS oldest FROM {}").format(
-                        sql.Identifier(column), ident
-                    )
-                ).fetchone()
-            name = "history_table_size_hyper" if table in hyper else "history_table_size_plain"
-            size = c.execute(query(name), {"table": table}).fetchone()
-            out.append({"table": table, "hypertable": table in hyper, **row, **size})
-        return out
+        return [
+            statements.table_status(c, table, column, table in hyper)
+            for table, column in STATUS_TABLES.items()
+        ]
 
     next_prune = prune(store, None, settings, source="status", now=now)
-    due = store.fetch_all(
-        "count ended tasks",
-        "history_tasks_due",
-        {"cutoff": now - timedelta(days=older_than_days), "deployment": deployment_id},
-    )[0]["tasks"]
+    cutoff = now - timedelta(days=older_than_days)
+    due = store.run("count ended tasks", lambda c: statements.tasks_due(c, cutoff, deployment_id))
     return {
         "tables": store.run("measure the history tables", tables),
         "holders": event_holders(store),
@@ -604,5 +483,5 @@ def status(
             "events_held": next_prune.events_held if events_older_than_days else None,
             "held_back_by": next_prune.held_back_by if events_older_than_days else None,
         },
-        "last_prunes": store.fetch_all("read the last prunes", "history_last_prunes", {"limit": 3}),
+        "last_prunes": store.run("read the last prunes", statements.last_prunes),
     }
