@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 
 import click
 
@@ -13,6 +13,7 @@ from otf_dagster import settings
 from otf_dagster.core.ingest import backfill_days, backfill_range
 from otf_dagster.core.pace import RPS_ENV, Pace, PacedClient, configured_rps
 from otf_dagster.core.store import TaskStore
+from otf_dagster.exceptions import ConfigError, shown
 from otf_dagster.feeds.http import FeedClient
 from otf_dagster.feeds.leagues import load_leagues
 from otf_dagster.feeds.providers import (
@@ -25,7 +26,16 @@ from otf_dagster.feeds.providers import (
 from otf_dagster.handlers import HANDLERS
 from otf_dagster.local import embedded
 
-_day = click.DateTime(formats=["%Y-%m-%d"])
+
+def parse_day(value: str, option: str) -> date:
+    """A YYYY-MM-DD day, or ConfigError naming the option and the value (click's own
+    DateTime refusal is a usage block of four lines)."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise ConfigError(
+            f"{option} {shown(value)} is not a day; give YYYY-MM-DD, e.g. 2023-11-14"
+        ) from None
 
 
 @click.command("backfill")
@@ -36,8 +46,8 @@ _day = click.DateTime(formats=["%Y-%m-%d"])
     metavar="LEAGUES",
     help="League aliases, comma-separated (nba,nfl) or ESPN sport/league pairs.",
 )
-@click.option("--from", "start", type=_day, required=True, help="First day, YYYY-MM-DD.")
-@click.option("--to", "end", type=_day, required=True, help="Last day (included), YYYY-MM-DD.")
+@click.option("--from", "start", required=True, metavar="DAY", help="First day, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, metavar="DAY", help="Last day (included), YYYY-MM-DD.")
 @click.option(
     "--provider",
     type=click.Choice(PROVIDERS),
@@ -63,8 +73,8 @@ _day = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per day and league.")
 def backfill(
     league_names: str,
-    start: datetime,
-    end: datetime,
+    start: str,
+    end: str,
     provider: str,
     base_url: str | None,
     leagues_file: str | None,
@@ -76,7 +86,7 @@ def backfill(
     feed host. Re-running a range changes nothing already ingested. A day the feed cannot
     list is reported and the others go on; the exit code is then 1."""
     tz = settings.SCHEDULE_TIMEZONE.read()
-    days = backfill_range(start.date(), end.date(), tz)
+    days = backfill_range(parse_day(start, "--from"), parse_day(end, "--to"), tz)
     registry = load_leagues(leagues_file)
     leagues = registry.parse_list(league_names)
     rps = configured_rps()

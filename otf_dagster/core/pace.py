@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,16 +38,24 @@ def host_of(url: str) -> str:
 
 
 class Pace:
-    """Reservations of one rate (requests per second per host) in the task database."""
+    """Reservations of one rate (requests per second per host) in the task database.
 
-    def __init__(self, store: TaskStore, rps: float) -> None:
+    ``clock`` (None: the database's clock) gives the time a reservation counts from, so a
+    test can check the spacing on a fake clock; every process sharing a pace must share
+    its clock, which in production is the database's."""
+
+    def __init__(
+        self, store: TaskStore, rps: float, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.store = store
         self.rps = rps
         self.gap = 1.0 / rps
+        self.clock = clock
 
     def reserve(self, url: str) -> float:
         """Reserve the next slot of ``url``'s host: seconds to wait for it (0: go now)."""
-        wait = self.store.reserve_pace_slot(host_of(url), self.gap)
+        now = self.clock() if self.clock is not None else None
+        wait = self.store.reserve_pace_slot(host_of(url), self.gap, now)
         return 0.0 if wait <= NOW_SECONDS else wait
 
 

@@ -272,13 +272,16 @@ class TaskStore:
             for r in rows
         ]
 
-    def reserve_pace_slot(self, host: str, gap_seconds: float) -> float:
+    def reserve_pace_slot(
+        self, host: str, gap_seconds: float, now: datetime | None = None
+    ) -> float:
         """Reserve the next slot of ``host``'s backfill pace (one request per ``gap_seconds``
-        across every process sharing this database): seconds to wait for it (0: now)."""
+        across every process sharing this database): seconds to wait for it (0: now).
+        ``now`` is the caller's clock (a test's); None: the database's clock."""
         row = self.run(
             f"reserve a backfill slot for {host!r}",
             lambda c: c.execute(
-                query("reserve_pace_slot"), {"host": host, "gap": gap_seconds}
+                query("reserve_pace_slot"), {"host": host, "gap": gap_seconds, "now": now}
             ).fetchone(),
         )
         return float(row["wait"])

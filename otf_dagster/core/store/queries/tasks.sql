@@ -65,12 +65,16 @@ SELECT count(*) AS n FROM tasks WHERE state = 'STARTED' AND lane = %(lane)s;
 -- name: reserve_pace_slot
 -- The next free slot of a host's backfill pace, reserved: the slot is the later of the host's
 -- next free time and now, and the host's next free time moves one gap past it. Returns how
--- many seconds to wait for the slot (0: go now).
+-- many seconds to wait for the slot (0: go now). ``now`` is the clock's time when given (a
+-- test's fake clock), else the database's clock_timestamp().
 INSERT INTO backfill_pace AS p (host, next_at)
-VALUES (%(host)s, clock_timestamp() + make_interval(secs => %(gap)s))
+VALUES (%(host)s, coalesce(%(now)s::timestamptz, clock_timestamp()) + make_interval(secs => %(gap)s))
 ON CONFLICT (host) DO UPDATE
-SET next_at = greatest(p.next_at, clock_timestamp()) + make_interval(secs => %(gap)s)
-RETURNING greatest(0.0, extract(epoch FROM p.next_at - clock_timestamp()) - %(gap)s)::float8 AS wait,
+SET next_at = greatest(p.next_at, coalesce(%(now)s::timestamptz, clock_timestamp()))
+              + make_interval(secs => %(gap)s)
+RETURNING greatest(0.0, extract(epoch FROM p.next_at - coalesce(%(now)s::timestamptz,
+                                                                clock_timestamp()))
+                        - %(gap)s)::float8 AS wait,
           p.next_at - make_interval(secs => %(gap)s) AS slot;
 
 -- name: transition
