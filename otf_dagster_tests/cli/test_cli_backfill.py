@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from otf_dagster.cli import _register, cli
-from otf_dagster.core.task_types import DEFAULTS_FILE
+from otf_dagster.handlers.task_types import DEFAULTS_FILE
 from otf_dagster.simulator import Simulator
 from otf_dagster_tests.cli.test_cli_edges import refused
 from otf_dagster_tests.helpers import T0, FakeClock

@@ -10,11 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from otf_dagster.core.ingest import backfill_days
-from otf_dagster.core.models import TaskState
 from otf_dagster.core.runner import TaskRunner
 from otf_dagster.feeds import make_provider
 from otf_dagster.feeds.leagues import league
+from otf_dagster.handlers import HANDLERS
 from otf_dagster.simulator import Simulator
+from otf_dagster.vocab.tasks import TaskState
 from otf_dagster_tests.helpers import T0, FakeClock, VirtualClock
 
 DAY = date(2023, 11, 14)  # T0's: the slate's day
@@ -44,6 +45,7 @@ def run_claimed(store, sim: Simulator, claimed) -> object:
         task.task_id,
         task.attempt,
         f"run-{task.external_key}",
+        handlers=HANDLERS,
         feed_base_url=sim.base_url,
         clock=VirtualClock(),  # retries sleep on it: no real waiting
         backfill_rps=1000,
@@ -57,7 +59,7 @@ def test_a_game_already_final_is_polled_once_and_finished_with_its_events(
     sim = final_sim
     [day] = backfill_days(
         store, [DAY], [league("nba")], lambda lg: make_provider(feed, sim.base_url),
-        lambda lg: task_type, tz=TZ,
+        lambda lg: task_type, handlers=HANDLERS, tz=TZ,
     )  # fmt: skip
     assert day.error is None and day.to_dict()["backfill"] == 2
     game = sim.games[0]
