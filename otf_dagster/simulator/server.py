@@ -24,6 +24,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
+from otf_dagster.feeds import nba_cdn
+from otf_dagster.feeds.leagues import SCOREBOARD_PATH as ESPN_SCOREBOARD_PATH
+from otf_dagster.feeds.leagues import SUMMARY_PATH as ESPN_SUMMARY_PATH
 from otf_dagster.feeds.leagues import default_leagues
 from otf_dagster.simulator import college, render, render_espn, slates
 from otf_dagster.simulator.replay import load_json
@@ -40,12 +43,26 @@ log = logging.getLogger(__name__)
 FAULT_KINDS = ("error", "rate_limit", "slow", "malformed", "not_found", "drop")
 _ALIASES = {"429": "rate_limit", "404": "not_found", "timeout": "slow", "reset": "drop"}
 
-_BOX = re.compile(r"^/static/json/liveData/boxscore/boxscore_(?P<id>[^/]+)\.json$")
-_PBP = re.compile(r"^/static/json/liveData/playbyplay/playbyplay_(?P<id>[^/]+)\.json$")
+
+def _route(template: str, **groups: str) -> re.Pattern[str]:
+    """A feed's path template (``feeds``) as a route: each ``{name}`` a named group."""
+    pattern = re.escape(template)
+    for name, group in groups.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})")
+    return re.compile(f"^{pattern}$")
+
+
+# The feeds' own paths (feeds/nba_cdn.py, feeds/leagues.py), so the simulator and the clients
+# never disagree on where a document is.
+_BOX = _route(nba_cdn.BOXSCORE_PATH, game_id="[^/]+")
+_PBP = _route(nba_cdn.PLAYBYPLAY_PATH, game_id="[^/]+")
 _COUNTER = re.compile(r"^/demo/count/(?P<key>[A-Za-z0-9_.:-]{1,120})\.json$")
-NBA_SCOREBOARD = "/static/json/liveData/scoreboard/todaysScoreboard_00.json"
-NBA_SCHEDULE = "/static/json/staticData/scheduleLeagueV2.json"
-_ESPN = re.compile(r"^/apis/site/v2/sports/(?P<pair>[^/]+/[^/]+)/(?P<what>scoreboard|summary)$")
+NBA_SCOREBOARD = nba_cdn.SCOREBOARD_PATH
+NBA_SCHEDULE = nba_cdn.SCHEDULE_PATH
+_ESPN_PATHS = {
+    "scoreboard": _route(ESPN_SCOREBOARD_PATH, pair="[^/]+/[^/]+"),
+    "summary": _route(ESPN_SUMMARY_PATH, pair="[^/]+/[^/]+"),
+}
 # Since May 2026 cdn.nba.com's edge refuses liveData requests without an nba.com Referer, with
 # Akamai's HTML page; the simulator does the same, so only a client that sends it passes.
 NBA_LIVE_PREFIX = "/static/json/liveData/"
@@ -307,13 +324,14 @@ class Simulator:
         for pattern, draw in ((_BOX, render.nba_boxscore), (_PBP, render.nba_playbyplay)):
             m = pattern.match(path)
             if m:
-                game = self.game(m.group("id"))
-                if game is None or game.nba_id != m.group("id"):
+                game = self.game(m.group("game_id"))
+                if game is None or game.nba_id != m.group("game_id"):
                     return Response(404, NBA_404, "application/xml")
                 return _json(200, draw(game, state_of(game, now), target, now))
-        m = _ESPN.match(path)
-        if m:
-            return self._espn(m.group("pair"), m.group("what"), query, now)
+        for what, pattern in _ESPN_PATHS.items():
+            m = pattern.match(path)
+            if m:
+                return self._espn(m.group("pair"), what, query, now)
         m = _COUNTER.match(path)
         if m:
             return counter(m.group("key"), query, now)
