@@ -51,9 +51,14 @@ def score_timeline(
         raise StoreError(f"bucket {bucket} must be a positive duration, e.g. 1m")
 
     def work(c: psycopg.Connection) -> list[dict[str, Any]] | None:
-        if c.execute(query("get_task"), {"task_id": task_id}).fetchone() is None:
+        task = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+        if task is None:
             return None
-        return c.execute(query("score_timeline"), {"task_id": task_id, "bucket": bucket}).fetchall()
+        # Bounded by the task's lifetime, like the timeline (sql/0017).
+        bounds = {"since": task["created_at"], "until": task["finished_at"]}
+        return c.execute(
+            query("score_timeline"), {"task_id": task_id, "bucket": bucket, **bounds}
+        ).fetchall()
 
     with using_store(store_or_url) as store:
         rows = store.run(f"read score timeline of {task_id!r}", work)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 
 from otf_dagster.core.models import EventRecord, TaskState
 from otf_dagster.core.services import report
+from otf_dagster.core.stats import score_timeline
 from otf_dagster.core.store.polls import PollWrite
 from otf_dagster.core.timeline import timeline
 from otf_dagster.exceptions import UnknownTask
@@ -101,6 +104,8 @@ def test_events_at_the_edges_of_the_tasks_lifetime_are_read(store, db_url, media
         )
     events = [e["task_seq"] for e in timeline(store, tid) if e["type"] == "event"]
     assert events == [1, 2, 3]
+    # `otf tasks timeline` (score per bucket) has the same bounds
+    assert sum(b["events"] for b in score_timeline(store, tid, timedelta(hours=1))) == 3
 
 
 def test_a_report_begun_before_the_last_poll_ends_the_task_after_its_events(

@@ -42,5 +42,7 @@ SELECT otf_time_bucket(%(bucket)s::interval, time) AS bucket,
             FILTER (WHERE payload ? 'home_score' AND payload ? 'away_score'))[1] AS away_score
 FROM task_events
 WHERE task_id = %(task_id)s
+  AND time >= %(since)s::timestamptz
+  AND time <= coalesce(%(until)s::timestamptz, 'infinity'::timestamptz)  -- as timeline_events
 GROUP BY 1
 ORDER BY 1;
