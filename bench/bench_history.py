@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -64,7 +65,7 @@ from psycopg.rows import dict_row  # noqa: E402
 from otf_dagster import config  # noqa: E402
 from otf_dagster.cli import _register, cli  # noqa: E402
 from otf_dagster.core import manager, retention  # noqa: E402
-from otf_dagster.core.consumer import Consumer  # noqa: E402
+from otf_dagster.core.consumer import CATCH_UP_BATCH, Consumer  # noqa: E402
 from otf_dagster.core.services import subscribe  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
 from otf_dagster.handlers import task_types  # noqa: E402
@@ -124,9 +125,10 @@ def log(msg: str) -> None:
 # --- the synthetic year ------------------------------------------------------------------------
 
 TASKS_SQL = """
-INSERT INTO tasks (task_id, task_type, external_key, scheduled_at, state, attempt, run_id,
-                   started_at, finished_at, updated_at)
+INSERT INTO tasks (task_id, task_type, external_key, created_at, scheduled_at, state, attempt,
+                   run_id, started_at, finished_at, updated_at)
 SELECT %(prefix)s || lpad(g::text, 7, '0'), %(type)s, 'y' || g,
+       %(t0)s::timestamptz + %(step)s::interval * (g - 1) - interval '1 day',
        %(t0)s::timestamptz + %(step)s::interval * (g - 1), 'FINISHED', 1, 'run-' || g,
        %(t0)s::timestamptz + %(step)s::interval * (g - 1),
        %(t0)s::timestamptz + %(step)s::interval * (g - 1) + interval '150 minutes',
@@ -406,7 +408,7 @@ def claim_rate(url: str, n: int) -> float:
     return claimed / elapsed
 
 
-def show_ms(url: str, tid: str, calls: int) -> float:
+def show_ms(url: str, tid: str, calls: int, events: int | None = None) -> float:
     os.environ[config.TASK_DB_ENV] = url
     runner = CliRunner()
     samples = []
@@ -416,6 +418,9 @@ def show_ms(url: str, tid: str, calls: int) -> float:
         samples.append((time.perf_counter() - start) * 1000)
         if out.exit_code != 0 or tid not in out.output:
             raise AssertionError(out.output[:500])
+        shown = sum(1 for e in json.loads(out.output)["timeline"] if e["type"] == "event")
+        if events is not None and shown != events:
+            raise AssertionError(f"tasks show listed {shown} of the game's {events} events")
     return statistics.median(samples)
 
 
@@ -617,7 +622,7 @@ def run(size: dict, mode: str) -> list[dict]:
                 for tag, url in (
                     (("y", year), ("e", empty)) if rep == 0 else (("e", empty), ("y", year))
                 ):
-                    show[tag].append(show_ms(url, oldest, size["show_calls"]))
+                    show[tag].append(show_ms(url, oldest, size["show_calls"], k))
             sy, se = statistics.median(show["y"]), statistics.median(show["e"])
             log(f"tasks show of a {366}-day-old game: {sy:.1f} ms, empty deployment {se:.1f} ms")
             _common.record(
@@ -664,6 +669,7 @@ def run(size: dict, mode: str) -> list[dict]:
                 baseline_samples=raw,
                 events_read=read,
                 batch=500,
+                catch_up_batch=CATCH_UP_BATCH,
                 **extra,
             )
             if not entry["goal_met"]:
@@ -784,6 +790,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="do not merge into bench/results.json"
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="merge only these figures (comma-separated names) into bench/results.json, "
+        "e.g. after a smaller run that re-measured a few of them",
+    )
     args = parser.parse_args(argv)
     size = dict(QUICK if args.quick else FULL)
     mode = "quick" if args.quick else "full"
@@ -803,6 +815,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     _common.print_table(results)
     log(f"done in {time.perf_counter() - start:.0f} s")
+    if args.only is not None:
+        names = {n.strip() for n in args.only.split(",") if n.strip()}
+        unknown = names - {r["name"] for r in results}
+        if unknown:
+            print(
+                f"--only: no figure named {', '.join(sorted(unknown))} in this run; nothing merged"
+            )
+            return 2
+        results = [r for r in results if r["name"] in names]
     if not args.no_write:
         path = _common.write_results(results)
         print(f"\nmerged {len(results)} figures into {path}")

@@ -60,7 +60,7 @@ MUTANTS = [
     Mutant("claim_ready", "writes no history", "), history AS (\n    INSERT INTO task_states", "), history AS (\n    SELECT 1 WHERE false AND EXISTS (SELECT 1 FROM task_states"),
     Mutant("transition", "ignores the expected state", " AND state = %(from_state)s", ""),
     Mutant("transition", "ignores the attempt", " AND attempt = %(attempt)s", ""),
-    Mutant("transition", "never sets finished_at", "THEN now() ELSE finished_at END", "THEN finished_at ELSE finished_at END"),
+    Mutant("transition", "never sets finished_at", "THEN clock_timestamp() ELSE finished_at END", "THEN finished_at ELSE finished_at END"),
     Mutant("transition", "keeps the old error", "last_error = %(error)s,", ""),
     Mutant("relaunch", "re-launches a task in any state", " AND t.state = 'STARTED' AND t.attempt = %(attempt)s", " AND t.attempt = %(attempt)s"),
     Mutant("relaunch", "ignores the attempt", " AND t.state = 'STARTED' AND t.attempt = %(attempt)s", " AND t.state = 'STARTED'"),

@@ -35,6 +35,12 @@ CHANNEL = "otf_events"
 # Session advisory lock (class, hashtext(name)) held by a running durable consumer, so two
 # processes cannot advance the same cursor at once. Its own key space: the two-int form.
 CONSUMER_LOCK_CLASS = 0x07F0_0003
+# The largest read while a consumer catches up. Each read is one statement, and on TimescaleDB
+# one statement plans against every chunk of task_events that `seq > position` cannot exclude
+# (from an old position, all of them: about 0.2 s for a year of daily chunks), so a consumer
+# far behind reads in doubling sizes up to this many events (a few tens of MB of rows at most).
+CATCH_UP_BATCH = 50_000
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -83,6 +89,7 @@ class Consumer:
         self._listen_conn: psycopg.Connection | None = None
         self._position: int | None = None  # last seq handed out
         self._acked: int | None = None  # last durable position
+        self._horizon = 0  # the largest seq committed at the last read
         self._streams: weakref.WeakSet[Generator[dict[str, Any], None, None]] = weakref.WeakSet()
 
     @property
@@ -206,7 +213,7 @@ class Consumer:
             return c.execute(query("consumer_filtered_events"), params).fetchall()
 
         rows = self._call("read events", work)
-        horizon = rows[0]["horizon"]
+        horizon = self._horizon = rows[0]["horizon"]
         events = []
         for r in rows:
             del r["horizon"]
@@ -246,7 +253,9 @@ class Consumer:
         seconds without a new event (None: never).
 
         With ``auto_ack`` an event counts as processed once the caller asks for the next one; the
-        cursor is committed after each batch and when the iterator ends or is closed (closing the
+        cursor is committed after each read (``batch`` events; while reads come back full they
+        grow: to ``CATCH_UP_BATCH`` when more than that many seqs are behind the horizon, else
+        doubling, so a consumer far behind plans few statements) and when the iterator ends or is closed (closing the
         consumer closes it): a ``break`` leaves the event it broke on unacknowledged, so it is
         delivered again - at least once."""
         if batch < 1:
@@ -262,9 +271,10 @@ class Consumer:
             self._listen()  # before the first read: a commit after that read wakes us
         done: int | None = None
         idle_since = time.monotonic()
+        size = batch  # grows while reads come back full (catching up), back to batch when not
         try:
             while True:
-                events = self.fetch(batch)
+                events = self.fetch(size)
                 for ev in events:
                     yield ev
                     done = ev["seq"]
@@ -272,8 +282,11 @@ class Consumer:
                     idle_since = time.monotonic()
                 if auto_ack and self.durable and self._position > (self._acked or 0):
                     self.ack(self._position)  # all handed out are processed; maybe the horizon
-                if len(events) == batch:
+                if len(events) == size:
+                    far = self._horizon - self._position > CATCH_UP_BATCH
+                    size = max(batch, CATCH_UP_BATCH if far else min(size * 2, CATCH_UP_BATCH))
                     continue
+                size = batch
                 if not follow:
                     return
                 wait = poll_interval

@@ -26,11 +26,16 @@ def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]
     report; the runner is a service) or 'event', each with ``time`` and a one-line ``summary``."""
 
     def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-        if c.execute("SELECT 1 FROM tasks WHERE task_id = %s", (task_id,)).fetchone() is None:
+        life = c.execute(
+            "SELECT created_at, finished_at FROM tasks WHERE task_id = %s", (task_id,)
+        ).fetchone()
+        if life is None:
             return None
+        # Both reads are bounded by the task's lifetime (see timeline_events; sql/0017).
+        bounds = {"task_id": task_id, "since": life["created_at"], "until": life["finished_at"]}
         return (
-            c.execute(query("timeline_states"), {"task_id": task_id}).fetchall(),
-            c.execute(query("timeline_events"), {"task_id": task_id}).fetchall(),
+            c.execute(query("timeline_states"), bounds).fetchall(),
+            c.execute(query("timeline_events"), bounds).fetchall(),
         )
 
     with using_store(store_or_url) as store:

@@ -41,10 +41,10 @@ def seed_task(
             """
             INSERT INTO tasks (task_id, task_type, external_key, scheduled_at, state, attempt,
                                started_at, finished_at, created_at)
-            VALUES (%(tid)s, %(type)s, %(key)s, now() - make_interval(days => %(d)s), %(state)s,
-                    %(attempt)s, now() - make_interval(days => %(d)s),
+            VALUES (%(tid)s, %(type)s, %(key)s, now() - make_interval(days => %(d)s, hours => 1),
+                    %(state)s, %(attempt)s, now() - make_interval(days => %(d)s, hours => 1),
                     CASE WHEN %(fin)s THEN now() - make_interval(days => %(d)s) END,
-                    now() - make_interval(days => %(d)s))
+                    now() - make_interval(days => %(d)s, hours => 1))
             """,
             {
                 "tid": tid,
@@ -59,7 +59,8 @@ def seed_task(
         c.execute(
             """
             INSERT INTO task_states (time, task_id, attempt, state, previous_state, source)
-            VALUES (now() - make_interval(days => %(d)s), %(tid)s, %(a)s, 'STARTED', 'SCHEDULED', 'seed')
+            VALUES (now() - make_interval(days => %(d)s, hours => 1), %(tid)s, %(a)s, 'STARTED',
+                    'SCHEDULED', 'seed')
             """,
             {"d": days_ago, "tid": tid, "a": attempt},
         )
@@ -67,8 +68,8 @@ def seed_task(
             c.execute(
                 """
                 INSERT INTO task_states (time, task_id, attempt, state, previous_state, source)
-                VALUES (now() - make_interval(days => %(d)s), %(tid)s, %(a)s, %(s)s, 'STARTED',
-                        'seed')
+                VALUES (now() - make_interval(days => %(d)s, mins => 30), %(tid)s, %(a)s, %(s)s,
+                        'STARTED', 'seed')
                 """,
                 {"d": days_ago, "tid": tid, "a": attempt, "s": state},
             )
@@ -89,10 +90,13 @@ def seed_task(
 
 
 def add_events(c: psycopg.Connection, tid: str, n: int, days_ago: float, first: int = 1) -> None:
+    """Events inside the task's lifetime (created an hour before it ended, ``days_ago``), as
+    every real writer leaves them: the timeline reads only those (sql/0017)."""
     c.execute(
         """
         INSERT INTO task_events (time, task_id, task_runner_id, task_type, task_seq, kind, payload)
-        SELECT now() - make_interval(days => %(d)s) + g * interval '1 millisecond', %(tid)s, 'r',
+        SELECT now() - make_interval(days => %(d)s, hours => 1) + g * interval '1 millisecond',
+               %(tid)s, 'r',
                %(type)s, g, 'score', jsonb_build_object('n', g)
         FROM generate_series(%(first)s::integer, %(last)s::integer) g
         """,

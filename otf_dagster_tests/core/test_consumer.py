@@ -453,3 +453,37 @@ def test_a_rare_type_consumer_moves_its_cursor_past_other_types(db_url, store, m
     append(store, PLAIN, 1, start=2)
     with Consumer(db_url, "rare") as c:
         assert [e["task_seq"] for e in c.iter_events()] == [2]
+
+
+class _ReadSizes(Consumer):
+    """A real consumer that notes the size of each read it makes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads: list[int] = []
+
+    def fetch(self, limit: int = 500) -> list[dict]:
+        self.reads.append(limit)
+        return super().fetch(limit)
+
+
+def test_a_consumer_far_behind_reads_in_larger_batches(store, db_url, media_types, monkeypatch):
+    """From an old position each read grows (one statement plans against every chunk that
+    `seq > position` cannot exclude), to CATCH_UP_BATCH when more than that is behind; every
+    event is still delivered once, in order, and the cursor ends at the last."""
+    import otf_dagster.core.consumer as consumer_module
+
+    monkeypatch.setattr(consumer_module, "CATCH_UP_BATCH", 1000)
+    for k in range(4):
+        append(store, MEDIA, 1000, task_id=f"g{k}")
+    subscribe(store, "catch-up", MEDIA)
+    with _ReadSizes(db_url, "catch-up") as consumer:
+        seqs = [ev["seq"] for ev in consumer.iter_events(batch=100)]
+        assert seqs == all_seqs(db_url)
+        assert consumer.committed_position() == seqs[-1]
+        # 100 first; 3,900 behind: 1,000 a read; the last one short (900) ends the stream.
+        assert consumer.reads == [100, 1000, 1000, 1000, 1000]
+        append(store, MEDIA, 150, task_id="live")
+        # Near the head: batch, then doubling.
+        assert len(list(consumer.iter_events(batch=100))) == 150
+        assert consumer.reads[5:] == [100, 200]

@@ -113,9 +113,10 @@ def test_a_late_event_lands_in_a_compressed_chunk_and_is_read_in_order(
     old = datetime.now(UTC) - timedelta(days=10)
     with psycopg.connect(db_url, autocommit=True) as conn:  # one transaction per row
         conn.execute(
-            "INSERT INTO tasks (task_id, task_type, external_key, scheduled_at, state, attempt,"
-            " started_at, finished_at) VALUES (%s, %s, 'old', %s, 'FINISHED', 1, %s, %s)",
-            (tid, MEDIA, old, old, old + timedelta(hours=3)),
+            # created ten days ago too: the timeline reads a task's rows within its lifetime
+            "INSERT INTO tasks (task_id, task_type, external_key, created_at, scheduled_at, state,"
+            " attempt, started_at, finished_at) VALUES (%s, %s, 'old', %s, %s, 'FINISHED', 1, %s, %s)",
+            (tid, MEDIA, old, old, old, old + timedelta(hours=3)),
         )
         conn.execute(
             "INSERT INTO task_states (time, task_id, attempt, state, source)"

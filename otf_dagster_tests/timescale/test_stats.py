@@ -176,6 +176,8 @@ def test_score_timeline_per_bucket_carries_the_score_forward(store, db_url, medi
         (190, "score_changed", {"side": "home", "points": 1, "home_score": 3, "away_score": 3}),
     ]
     with psycopg.connect(db_url, autocommit=True) as conn:
+        # the game's rows are at T0, so the task was created by then (its lifetime bounds them)
+        conn.execute("UPDATE tasks SET created_at = %s WHERE task_id = %s", (T0, tid))
         for n, (s, kind, payload) in enumerate(rows, 1):
             conn.execute(
                 "INSERT INTO task_events (time, task_id, task_runner_id, task_type, task_seq, kind,"

@@ -71,7 +71,12 @@ def subscriptions(
 
 
 def score_timeline(c: psycopg.Connection, task_id: str, bucket: Any) -> list[dict[str, Any]] | None:
-    """The task's score per bucket; None when the task does not exist."""
-    if c.execute(query("get_task"), {"task_id": task_id}).fetchone() is None:
+    """The task's score per bucket, read within its lifetime like the timeline (sql/0017);
+    None when the task does not exist."""
+    task = c.execute(query("get_task"), {"task_id": task_id}).fetchone()
+    if task is None:
         return None
-    return c.execute(query("score_timeline"), {"task_id": task_id, "bucket": bucket}).fetchall()
+    bounds = {"since": task["created_at"], "until": task["finished_at"]}
+    return c.execute(
+        query("score_timeline"), {"task_id": task_id, "bucket": bucket, **bounds}
+    ).fetchall()

@@ -79,10 +79,12 @@ RETURNING greatest(0.0, extract(epoch FROM p.next_at - coalesce(%(now)s::timesta
 
 -- name: transition
 -- Guarded by the state and attempt the writer expects: a stale writer matches no row.
+-- finished_at is clock_timestamp() (read holding the row lock), never before an event of the
+-- task: the timeline bounds its events by it (sql/0017).
 UPDATE tasks
 SET state = %(to_state)s, updated_at = now(), last_error = %(error)s,
     finished_at = CASE WHEN otf_state_is_terminal(%(to_state)s::task_state)
-                       THEN now() ELSE finished_at END
+                       THEN clock_timestamp() ELSE finished_at END
 WHERE task_id = %(task_id)s AND state = %(from_state)s AND attempt = %(attempt)s
 RETURNING *;
 
