@@ -146,3 +146,34 @@ def test_the_checks_see_a_planted_arrow(tmp_path):
         [["core", "vocab", "core"]],
         [["vocab", "core", "vocab"]],
     )
+
+
+STATEMENT_CALLS = {"execute", "executemany", "copy", "cursor"}
+
+
+def statements_outside_the_store(package: Path = PACKAGE) -> list[str]:
+    """Calls that run SQL (``.execute(...)`` and the like) in ``core/`` outside ``core/store/``."""
+    found = []
+    for path in sorted((package / "core").rglob("*.py")):
+        if (package / "core" / "store") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in STATEMENT_CALLS
+            ):
+                found.append(f"{path.relative_to(package)}:{node.lineno} .{node.func.attr}(")
+    return found
+
+
+def test_every_statement_of_the_core_is_in_the_store():
+    assert statements_outside_the_store() == []
+
+
+def test_a_planted_statement_shows(tmp_path):
+    pkg = tmp_path / "otf_dagster"
+    (pkg / "core" / "store").mkdir(parents=True)
+    (pkg / "core" / "store" / "ok.py").write_text("def f(c):\n    c.execute('SELECT 1')\n")
+    (pkg / "core" / "policy.py").write_text("def g(c):\n    return c.execute('SELECT 2')\n")
+    assert statements_outside_the_store(pkg) == ["core/policy.py:2 .execute("]

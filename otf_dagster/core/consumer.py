@@ -27,14 +27,11 @@ from typing import Any
 
 import psycopg
 
-from otf_dagster.core.store import query
-from otf_dagster.core.store.db import connect, translated_errors
+from otf_dagster.core.store import consumers as statements
+from otf_dagster.core.store.db import connect, listen, translated_errors
 from otf_dagster.exceptions import DatabaseUnavailable, StoreError
 
 CHANNEL = "otf_events"
-# Session advisory lock (class, hashtext(name)) held by a running durable consumer, so two
-# processes cannot advance the same cursor at once. Its own key space: the two-int form.
-CONSUMER_LOCK_CLASS = 0x07F0_0003
 # The largest read while a consumer catches up. Each read is one statement, and on TimescaleDB
 # one statement plans against every chunk of task_events that `seq > position` cannot exclude
 # (from an old position, all of them: about 0.2 s for a year of daily chunks), so a consumer
@@ -116,25 +113,15 @@ class Consumer:
         return self._conn
 
     def _open_cursor(self, conn: psycopg.Connection) -> None:
-        # An ack lost in a server crash only means a redelivery, which at-least-once allows: the
-        # cursor need not wait for its WAL flush (the events themselves are committed durably).
-        conn.execute("SET synchronous_commit = off")
-        if self.exclusive:
-            got = conn.execute(
-                "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got",
-                (CONSUMER_LOCK_CLASS, self.name),
-            ).fetchone()["got"]
-            if not got:
-                raise StoreError(
-                    f"consumer {self.name!r} is already running in another session; stop it first, "
-                    "or give this one another name"
-                )
-        conn.execute(
-            query("consumer_open_cursor"), {"consumer": self.name, "from_end": self.start == "end"}
+        position = statements.open_cursor(
+            conn, self.name, from_end=self.start == "end", exclusive=self.exclusive
         )
-        self._position = self._acked = conn.execute(
-            query("consumer_read_cursor"), {"consumer": self.name}
-        ).fetchone()["position"]
+        if position is None:
+            raise StoreError(
+                f"consumer {self.name!r} is already running in another session; stop it first, "
+                "or give this one another name"
+            )
+        self._position = self._acked = position
 
     def close(self) -> None:
         for stream in list(self._streams):
@@ -153,9 +140,7 @@ class Consumer:
             # Released now, not when the closed session's server process gets round to exiting:
             # a consumer reopened at once (on a busy server) would find its own name still taken.
             with contextlib.suppress(psycopg.Error):
-                conn.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (CONSUMER_LOCK_CLASS, self.name)
-                )
+                statements.release(conn, self.name)
         for conn in (self._conn, self._listen_conn):
             if conn is not None:
                 conn.close()  # ends the session: its advisory lock and LISTEN go with it
@@ -187,12 +172,7 @@ class Consumer:
         """The durable cursor as stored (None for a non-durable consumer)."""
         if not self.durable:
             return None
-        return self._call(
-            "read consumer cursor",
-            lambda c: c.execute(query("consumer_read_cursor"), {"consumer": self.name}).fetchone()[
-                "position"
-            ],
-        )
+        return self._call("read consumer cursor", lambda c: statements.read_cursor(c, self.name))
 
     def fetch(self, limit: int = 500) -> list[dict[str, Any]]:
         """Up to ``limit`` events after the position, in seq order; moves the position (not the
@@ -202,15 +182,8 @@ class Consumer:
 
         def work(c: psycopg.Connection) -> list[dict[str, Any]]:
             if self.durable:
-                params = {"after": self._position, "owner": self.name, "limit": limit}
-                return c.execute(query("consumer_subscribed_events"), params).fetchall()
-            params = {
-                "after": self._position,
-                "types": self.task_types,
-                "since": self.since,
-                "limit": limit,
-            }
-            return c.execute(query("consumer_filtered_events"), params).fetchall()
+                return statements.subscribed_events(c, self.name, self._position, limit)
+            return statements.filtered_events(c, self._position, limit, self.task_types, self.since)
 
         rows = self._call("read events", work)
         horizon = self._horizon = rows[0]["horizon"]
@@ -231,13 +204,9 @@ class Consumer:
             return
         if self._acked is not None and seq <= self._acked:
             return
-        row = self._call(
-            f"move cursor of consumer {self.name!r}",
-            lambda c: c.execute(
-                query("consumer_ack"), {"consumer": self.name, "seq": seq}
-            ).fetchone(),
+        self._acked = self._call(
+            f"move cursor of consumer {self.name!r}", lambda c: statements.ack(c, self.name, seq)
         )
-        self._acked = row["position"]
 
     def iter_events(
         self,
@@ -311,7 +280,7 @@ class Consumer:
                 self.url, application_name=f"{self.application_name}-listen"
             )
             with translated_errors("listen for events"):
-                self._listen_conn.execute(f"LISTEN {CHANNEL}")
+                listen(self._listen_conn, CHANNEL)
 
     def _wait(self, seconds: float) -> bool:
         """Sleep until a NOTIFY arrives or ``seconds`` pass; True if woken by a notification."""

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from otf_dagster.core.services import using_store
-from otf_dagster.core.store import TaskStore, query
+from otf_dagster.core.store import TaskStore
+from otf_dagster.core.store import timeline as reads
 from otf_dagster.exceptions import UnknownTask
 from otf_dagster.vocab.tasks import TASK_SERVICE
 
@@ -25,21 +24,10 @@ def timeline(store_or_url: TaskStore | str, task_id: str) -> list[dict[str, Any]
     """Entries with ``type`` 'task_state' (the task's lifecycle), 'service_state' (a service's
     report; the runner is a service) or 'event', each with ``time`` and a one-line ``summary``."""
 
-    def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-        life = c.execute(
-            "SELECT created_at, finished_at FROM tasks WHERE task_id = %s", (task_id,)
-        ).fetchone()
-        if life is None:
-            return None
-        # Both reads are bounded by the task's lifetime (see timeline_events; sql/0017).
-        bounds = {"task_id": task_id, "since": life["created_at"], "until": life["finished_at"]}
-        return (
-            c.execute(query("timeline_states"), bounds).fetchall(),
-            c.execute(query("timeline_events"), bounds).fetchall(),
-        )
-
     with using_store(store_or_url) as store:
-        found = store.run(f"read timeline of {task_id!r}", work)
+        found = store.run(
+            f"read timeline of {task_id!r}", lambda c: reads.timeline_rows(c, task_id)
+        )
     if found is None:
         raise UnknownTask(f"task {task_id!r} does not exist; see `otf tasks list`")
     states, events = found
