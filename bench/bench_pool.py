@@ -352,10 +352,27 @@ def bench_manager(server, results: list, info: dict, quick: bool) -> None:
     )
     log(f"   assign {n} claimed tasks to {len(pools)} pools: {took * 1000:.0f} ms")
 
+    bench_claim_with_finished(server, results, info, quick)
+
+
+CLAIM_BATCH = 2000  # ready tasks per round, claimed 500 at a time (the Task Manager's tick)
+CLAIM_ROUNDS = 7  # timed rounds per table, interleaved; the first round of each is a warm-up
+
+
+def bench_claim_with_finished(server, results: list, info: dict, quick: bool) -> None:
+    """The claim on an empty table and on one with 1,000,000 finished tasks, in interleaved
+    rounds on two live databases (empty, full, empty, full...), each after a warm-up round, the
+    median of each kept. Measured once per table (2,000 tasks, 0.1 s) it read 0.76x and 0.87x
+    across runs, and even above 1x: the server-side plans are the same (the partial
+    ``tasks_ready_idx`` on ``state = 'SCHEDULED'``: ~113 buffers per 500 tasks either way,
+    EXPLAIN in ``bench/README.md``), so the spread was the first claim on a cold connection and
+    other processes on the two cores, not the table's size."""
     finished = 50_000 if quick else 1_000_000
-    claims = []
-    for filled in (0, finished):
-        with server.fresh_database() as url, TaskStore(url) as store:
+    with contextlib.ExitStack() as stack:
+        stores = []
+        for filled in (0, finished):
+            url = stack.enter_context(server.fresh_database())
+            store = stack.enter_context(TaskStore(url))
             task_types.apply(store, [counter_type()])
             if filled:
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -367,16 +384,30 @@ def bench_manager(server, results: list, info: dict, quick: bool) -> None:
                         (filled,),
                     )
                     conn.execute("VACUUM ANALYZE tasks")
+            stores.append(store)
+
+        def claim_round(store: TaskStore, tag: str) -> float:
             now = datetime.now(UTC) - timedelta(seconds=1)
             store.schedule_tasks(
                 "BENCH_COUNTER",
-                [(f"c{i}", now, {"start": 0, "steps": 1, "every": 1}) for i in range(2000)],
+                [
+                    (f"{tag}c{i}", now, {"start": 0, "steps": 1, "every": 1})
+                    for i in range(CLAIM_BATCH)
+                ],
             )
             t0 = time.perf_counter()
             got = 0
-            while got < 2000:
+            while got < CLAIM_BATCH:
                 got += len(store.claim_ready(500, deployment=DEPLOYMENT.id, source="bench"))
-            claims.append(2000 / (time.perf_counter() - t0))
+            return CLAIM_BATCH / (time.perf_counter() - t0)
+
+        samples: list[list[float]] = [[], []]
+        for r in range(CLAIM_ROUNDS + 1):
+            for i, store in enumerate(stores):
+                rate = claim_round(store, f"r{r}")
+                if r:  # round 0 warms the connection, the plan and the caches
+                    samples[i].append(rate)
+    claims = [statistics.median(s) for s in samples]
     _common.record(
         results,
         "pool.claim_with_1m_finished" if not quick else "pool.claim_with_50k_finished",
@@ -385,12 +416,15 @@ def bench_manager(server, results: list, info: dict, quick: bool) -> None:
         "the same claim on a table with no finished task",
         round(claims[0], 1),
         finished_rows=finished,
+        rounds=CLAIM_ROUNDS,
+        samples=[[round(x) for x in s] for s in samples],
         machine=info,
         goal=">= 0.8x and flat in the table's size",
         goal_met=claims[1] >= 0.8 * claims[0],
     )
     log(
-        f"   claim: {claims[0]:.0f} tasks/s empty, {claims[1]:.0f} tasks/s with {finished:,} finished"
+        f"   claim: {claims[0]:.0f} tasks/s empty, {claims[1]:.0f} tasks/s with {finished:,} "
+        f"finished ({claims[1] / claims[0]:.2f}x; medians of {CLAIM_ROUNDS} interleaved rounds)"
     )
 
 
@@ -402,7 +436,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pool-only", action="store_true", help="only the pool ramp (no per-process, no manager)"
     )
+    parser.add_argument(
+        "--claim-only",
+        action="store_true",
+        help="only pool.claim_with_1m_finished (the claim beside 1,000,000 finished tasks)",
+    )
     args = parser.parse_args(argv)
+    if args.claim_only:
+        with _common.bench_server() as server:
+            info = server.machine()
+            log(f"machine: {_common.machine_line(info)}")
+            results: list[dict] = []
+            bench_claim_with_finished(server, results, info, args.quick)
+        if not args.no_write:
+            _common.write_results(results)
+        return 0
     cfg = dict(QUICK if args.quick else FULL)
     if args.ramp:
         cfg["ramp"] = [int(n) for n in args.ramp.split(",")]

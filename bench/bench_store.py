@@ -186,6 +186,7 @@ def _server_claim_sql() -> str:
         .replace("%(limit)s", "$2")
         .replace("%(source)s", "$3")
         .replace("%(deployment)s", "$4")
+        .replace("%(lane)s", "'live'")  # the live lane, as the store claims first (0015)
     )
 
 
@@ -239,7 +240,13 @@ $bench$
 def claim_psycopg_only(url: str, n: int, now: datetime) -> float:
     """The same statement from Python, rows fetched as tuples, no Task objects; tasks/s."""
     text = query("claim_ready")
-    params = {"now": now, "limit": CLAIM_BATCH, "source": "bench", "deployment": "bench-deployment"}
+    params = {
+        "now": now,
+        "limit": CLAIM_BATCH,
+        "source": "bench",
+        "deployment": "bench-deployment",
+        "lane": "live",
+    }
     with psycopg.connect(url, autocommit=True, application_name="bench-claim-psycopg") as conn:
         claimed = 0
         start = time.perf_counter()

@@ -95,6 +95,21 @@ def iso_date(raw: str, env: str) -> str:
         ) from None
 
 
+def host_limits(raw: str, env: str) -> dict[str, int]:
+    """``host=N,host=N``: a host name (any port) or ``host:port``, and a whole number above 0."""
+    limits: dict[str, int] = {}
+    for part in raw.split(","):
+        host, sep, n = part.strip().rpartition("=")
+        host, n = host.strip(), n.strip()
+        if not sep or not host or not n.isdigit() or int(n) <= 0:
+            raise ConfigError(
+                f"{env}={raw!r}: {part.strip()!r} is not host=N; give comma-separated host=N "
+                f"(N requests at a time, above 0), e.g. {env}=127.0.0.1=64,cdn.nba.com=4"
+            )
+        limits[host.lower()] = int(n)
+    return limits
+
+
 MAX_BACKFILL_RPS = 1000.0
 
 
@@ -184,6 +199,20 @@ FEED_BASE_URL = Setting(
     "base URL for the feeds (the simulator serves both)",
     text,
     shown="real feeds; `make dev`: the simulator",
+)
+FEED_MAX_PER_HOST = Setting(
+    "OTF_FEED_MAX_PER_HOST",
+    8,
+    "requests in flight at once to one feed host from one runner pool (polite to public feeds)",
+    positive_int,
+)
+FEED_HOST_LIMITS: Setting[dict[str, int]] = Setting(
+    "OTF_FEED_HOST_LIMITS",
+    {},
+    "per-host overrides of `OTF_FEED_MAX_PER_HOST`: `host=N,...` (a host, or `host:port`), "
+    "e.g. `127.0.0.1=64,cdn.nba.com=4`",
+    host_limits,
+    shown="none",
 )
 
 # The schedule and the Task Manager.

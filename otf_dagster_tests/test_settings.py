@@ -100,6 +100,15 @@ def test_a_value_is_read_and_checked():
     assert settings.BACKFILL_MAX_STARTED.read({"OTF_BACKFILL_MAX_STARTED": "0"}) == 0
     assert settings.DELIVERY_RETRY_SCHEDULE.read({"OTF_DELIVERY_RETRY_SCHEDULE": "0,1"}) == (0, 1)
     assert settings.RUNNER_MODE.read({"OTF_RUNNER_MODE": "pool"}) == "pool"
+    limits = {"OTF_FEED_HOST_LIMITS": "127.0.0.1=64, CDN.nba.com=4,127.0.0.1:8765=2"}
+    assert settings.FEED_HOST_LIMITS.read(limits) == {
+        "127.0.0.1": 64,
+        "cdn.nba.com": 4,
+        "127.0.0.1:8765": 2,
+    }
+    for bad in ("127.0.0.1", "a=0", "=4", "a=4,", "a=b"):
+        with pytest.raises(ConfigError, match="OTF_FEED_HOST_LIMITS.*host=N"):
+            settings.FEED_HOST_LIMITS.read({"OTF_FEED_HOST_LIMITS": bad})
     for bad in ("0", "-3", "1.5"):
         with pytest.raises(ConfigError, match="OTF_CLAIM_LIMIT"):
             settings.CLAIM_LIMIT.read({"OTF_CLAIM_LIMIT": bad})

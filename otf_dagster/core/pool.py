@@ -25,13 +25,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from otf_dagster import settings
 from otf_dagster.core import hosting
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
@@ -113,7 +114,8 @@ class RunnerPool:
         capacity: int,
         url: str,
         workers: int = 16,
-        per_host: int = 8,
+        per_host: int | None = None,
+        host_limits: Mapping[str, int] | None = None,
         idle_grace_seconds: float = 60.0,
         refresh_seconds: float = 5.0,
         heartbeat_seconds: float = 10.0,
@@ -142,7 +144,14 @@ class RunnerPool:
         self.drain = drain or (lambda: None)
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.clients = Clients(timeout=timeout, per_host=per_host)
+        # requests at a time per feed host: OTF_FEED_MAX_PER_HOST, OTF_FEED_HOST_LIMITS
+        self.clients = Clients(
+            timeout=timeout,
+            per_host=per_host if per_host is not None else settings.FEED_MAX_PER_HOST.read(),
+            host_limits=host_limits
+            if host_limits is not None
+            else settings.FEED_HOST_LIMITS.read(),
+        )
         self.types = TypeCache(store)
         self.summary = PoolSummary(pool_id)
         self._hosted: dict[str, Hosted] = {}

@@ -32,7 +32,7 @@ class PoolConfig(dg.Config):
     pool_id: str
     capacity: int = settings.POOL_SIZE.default
     workers: int = 16
-    per_host: int = 8
+    per_host: int | None = None  # None: OTF_FEED_MAX_PER_HOST (and OTF_FEED_HOST_LIMITS)
     db_connections: int = 8
     idle_grace_seconds: float = 60.0
     heartbeat_seconds: float = 10.0  # well inside the Task Manager's pool staleness
@@ -139,11 +139,12 @@ def host_tasks(
         timeout=(feeds.connect_timeout, feeds.read_timeout),
     )
     context.log.info(
-        "pool %s: up to %d tasks, %d workers, %d requests per feed host",
+        "pool %s: up to %d tasks, %d workers, %d requests per feed host%s",
         config.pool_id,
         config.capacity,
         config.workers,
-        config.per_host,
+        pool.clients.per_host or 0,
+        "".join(f", {h}: {n}" for h, n in sorted(pool.clients.host_limits.items())),
     )
     try:
         summary = pool.run()

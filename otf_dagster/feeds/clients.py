@@ -23,7 +23,9 @@ def feed_hosts() -> dict[str, str]:
 class Clients:
     """FeedClients by base URL, created on first use; thread-safe. With ``per_host``, at most
     that many requests are in flight to one host at a time (a runner pool's thousands of
-    tasks never hit a feed all at once); the others wait their turn."""
+    tasks never hit a feed all at once); the others wait their turn. ``host_limits`` overrides
+    it per host (``OTF_FEED_HOST_LIMITS``): a key is ``host:port`` or a host name (any port).
+    Each host has its own permits: a slow host never holds another host's turn."""
 
     def __init__(
         self,
@@ -31,11 +33,13 @@ class Clients:
         timeout: tuple[float, float] = (3.05, 10.0),
         pool_maxsize: int = 8,
         per_host: int | None = None,
+        host_limits: Mapping[str, int] | None = None,
         hosts: Mapping[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
-        self.pool_maxsize = max(pool_maxsize, per_host or 0)
+        self.min_pool_maxsize = pool_maxsize
         self.per_host = per_host
+        self.host_limits = {k.lower(): v for k, v in (host_limits or {}).items()}
         # a session to a feed's host carries that feed's headers (an http.json type polling
         # cdn.nba.com gets its Referer; the type's own headers win by name, per request)
         self.hosts = dict(hosts) if hosts is not None else feed_hosts()
@@ -43,26 +47,35 @@ class Clients:
         self._limits: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
+    def limit_for(self, base_url: str) -> int | None:
+        """Requests at a time to ``base_url``'s host: its override, else ``per_host``."""
+        parts = urlsplit(base_url)
+        netloc, name = parts.netloc.lower(), (parts.hostname or "").lower()
+        return self.host_limits.get(netloc) or self.host_limits.get(name) or self.per_host
+
     def for_base(self, base_url: str) -> FeedClient:
         with self._lock:
             client = self._clients.get(base_url)
             if client is None:
-                feed = self.hosts.get(urlsplit(base_url).netloc)
+                host = urlsplit(base_url).netloc
+                feed = self.hosts.get(host)
                 headers = (
                     load_leagues(os.environ.get(LEAGUES_FILE_ENV) or None).headers_for(feed)
                     if feed
                     else None
                 )
+                limit = self.limit_for(base_url)
                 client = FeedClient(
                     base_url,
                     timeout=self.timeout,
-                    pool_maxsize=self.pool_maxsize,
+                    pool_maxsize=max(self.min_pool_maxsize, limit or 0),
                     headers=headers,
                 )
-                if self.per_host:
-                    host = urlsplit(base_url).netloc
-                    limit = self._limits.setdefault(host, threading.BoundedSemaphore(self.per_host))
-                    client = _Limited(client, limit)
+                if limit:  # one semaphore per host, shared by every base URL on it
+                    permits = self._limits.setdefault(
+                        host.lower(), threading.BoundedSemaphore(limit)
+                    )
+                    client = _Limited(client, permits)
                 self._clients[base_url] = client
             return client
 

@@ -52,6 +52,8 @@ class TaskStore:
         self.application_name = application_name
         self._conn: psycopg.Connection | None = None
         self._pool: ConnectionPool | None = None
+        # task types the claim returned, by name: (row version, type); read again on a change
+        self._claim_types: dict[str, tuple[str, TaskType]] = {}
 
     @classmethod
     def pooled(cls, url: str, *, size: int = 8, application_name: str = "otf-pool") -> TaskStore:
@@ -255,21 +257,37 @@ class TaskStore:
             return []
         now = now or utcnow()
 
-        def work(c: psycopg.Connection) -> tuple[list[dict[str, Any]], dict[str, TaskType]]:
+        def work(c: psycopg.Connection) -> tuple[list[tuple[Any, ...]], dict[str, TaskType]]:
             rows = transitions.claim_ready(c, now, limit, source, deployment, lane=LIVE)
             room = limit - len(rows)
             if room > 0 and backfill_max_started is not None:
                 room = min(room, backfill_max_started - transitions.started_in_lane(c, BACKFILL))
             if room > 0:
                 rows += transitions.claim_ready(c, now, room, source, deployment, lane=BACKFILL)
-            return rows, task_types.get_many(c, sorted({r["task_type"] for r in rows}))
+            # a type is read only when its row changed since the last claim (same snapshot)
+            versions = {r[1]: r[8] for r in rows}
+            types: dict[str, TaskType] = {}
+            for name, version in versions.items():
+                hit = self._claim_types.get(name)
+                if hit is not None and hit[0] == version:
+                    types[name] = hit[1]
+            missing = sorted(versions.keys() - types.keys())
+            for name, ttype in task_types.get_many(c, missing).items():
+                types[name] = ttype
+                self._claim_types[name] = (versions[name], ttype)
+            return rows, types
 
         rows, types = self.run("claim ready tasks", work)
+        # tuples in transitions.CLAIM_COLUMNS order, built straight into Tasks: the claim's
+        # Python between psycopg and the caller (issue 19, store.claim_ready.vs_server_only)
+        started = TaskState.STARTED
         return [
             ClaimedTask(
-                task=Task.from_row(r), task_type=types[r["task_type"]], matchup=r["matchup"]
+                Task(task_id, ttype, key, scheduled_at, started, attempt, lane=lane or LIVE),
+                types[ttype],
+                matchup,
             )
-            for r in rows
+            for task_id, ttype, key, scheduled_at, _, attempt, lane, matchup, _ in rows
         ]
 
     def reserve_pace_slot(

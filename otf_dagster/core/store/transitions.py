@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from otf_dagster.core.store.history import log_state
@@ -59,14 +60,29 @@ def claim_ready(
     deployment: str | None = None,
     *,
     lane: str = LIVE,
-) -> list[dict[str, Any]]:
+) -> list[tuple[Any, ...]]:
     """SCHEDULED -> STARTED for up to ``limit`` due tasks of ``lane`` no other claimer holds
     (one statement, SKIP LOCKED), with their STARTED history rows; recorded as launched by
-    ``deployment``."""
-    return c.execute(
-        query("claim_ready"),
-        {"now": now, "limit": limit, "source": source, "deployment": deployment, "lane": lane},
-    ).fetchall()
+    ``deployment``. Rows are tuples in :data:`CLAIM_COLUMNS` order: a dict per row cost the
+    claim a share of its speed (issue 19)."""
+    with c.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(
+            query("claim_ready"),
+            {"now": now, "limit": limit, "source": source, "deployment": deployment, "lane": lane},
+        ).fetchall()
+
+
+CLAIM_COLUMNS = (
+    "task_id",
+    "task_type",
+    "external_key",
+    "scheduled_at",
+    "state",
+    "attempt",
+    "lane",
+    "matchup",
+    "type_version",
+)
 
 
 def started_in_lane(c: psycopg.Connection, lane: str) -> int:

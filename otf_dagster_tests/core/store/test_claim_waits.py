@@ -55,7 +55,7 @@ def test_a_claimer_skips_a_row_another_claim_holds(db_url, default_types):
             rows = transitions.claim_ready(first.conn, later(), 3, "first")
             second.conn.execute("SET lock_timeout = '1ms'")
             others = second.claim_ready(limit=10, now=later())
-        assert {r["task_id"] for r in rows}.isdisjoint(c.task.task_id for c in others)
+        assert {r[0] for r in rows}.isdisjoint(c.task.task_id for c in others)
         assert len(rows) == 3 and len(others) == 3
 
 

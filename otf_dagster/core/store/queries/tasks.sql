@@ -56,7 +56,11 @@ WITH ready AS (
     INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
 )
-SELECT * FROM claimed ORDER BY scheduled_at, task_id;
+-- type_version names the task type's row version (a new one on any UPDATE): the store reads a
+-- type again only when it changed, not once per claim (issue 19)
+SELECT c.*, tt.xmin::text || tt.ctid::text AS type_version
+FROM claimed c JOIN task_types tt ON tt.name = c.task_type
+ORDER BY c.scheduled_at, c.task_id;
 
 -- name: started_in_lane
 -- How many tasks of a lane are STARTED now (the backfill's cap reads it before its claim).
