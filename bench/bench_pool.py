@@ -15,7 +15,9 @@
    the same tasks, N processes, up to where they stop keeping time.
 
 Figures: ``pool.live_tasks_on_time`` (largest N with p99 <= 1 s), ``pool.p99_lateness.nN``,
-``pool.rss_mb.nN``, ``pool.cpu_ms_per_poll``, ``pool.feed_server_capacity``,
+``pool.rss_mb.nN``, ``pool.cpu_ms_per_poll``, ``pool.cpu_ms_per_poll.vs_floor`` (against the
+same poll in a tight single-threaded loop: one keep-alive GET, parse + diff, one fenced
+commit, measured in the same run), ``pool.feed_server_capacity``,
 ``pool.vs_run_per_task``, and the Task Manager's side: ``pool.assign_2000`` (a tick that
 assigns 2,000 claimed tasks to pools) and ``pool.claim_with_1m_finished`` (the claim with a
 season's 1,000,000 finished tasks in the table, beside the same claim on an empty table).
@@ -45,8 +47,13 @@ from otf_dagster.handlers import HANDLERS, task_types  # noqa: E402
 
 POLL = 10.0
 GOAL_P99 = 1.0
-FULL = {"ramp": [100, 500, 1000, 2000, 5000], "window": 60.0, "per_process": [25, 50, 100, 150]}
-QUICK = {"ramp": [100, 500], "window": 20.0, "per_process": [10, 25]}
+FULL = {
+    "ramp": [100, 500, 1000, 2000, 5000],
+    "window": 60.0,
+    "per_process": [25, 50, 100, 150],
+    "floor_polls": 5000,
+}
+QUICK = {"ramp": [100, 500], "window": 20.0, "per_process": [10, 25], "floor_polls": 1000}
 DEPLOYMENT = manager.Deployment("bench-deployment", "bench")
 
 
@@ -242,6 +249,106 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             f"{step['db_connections']} db connections, {step['errors']} errors"
         )
     return steps
+
+
+# --- the floor: the same poll in a tight single-threaded loop -------------------------------
+
+
+def floor_process(url: str, base_url: str, task_id: str, attempt: int, polls: int, out) -> None:
+    """The least a poll can cost in this process: one keep-alive GET of the same counter
+    document, its JSON parsed and compared with the last one (a ``changed`` event when it
+    moved), and one fenced commit of the same statements the store's poll write runs (the
+    checkpoint under the fence, the events under the events lock, the poll row). No threads,
+    no scheduler, no handler, no store: what the pool adds is the rest."""
+    import json
+
+    import requests
+    from psycopg.types.json import Jsonb
+
+    from otf_dagster.core.store import EVENTS_LOCK_KEY, query
+
+    session = requests.Session()
+    me = psutil.Process()
+    # every poll sees a new count, as each of the pool's polls does at its 10 s interval
+    doc_url = f"{base_url}/demo/count/floor.json?start={time.time()}&steps=100000000&every=0.0001"
+    save, lock, poll_row = query("save_checkpoint"), query("lock_events"), query("log_poll")
+    columns = "task_id, task_runner_id, task_type, task_seq, kind, payload"
+    with psycopg.connect(url) as conn:
+        last: Any = None
+        seq = 1
+
+        def one() -> None:
+            nonlocal last, seq
+            doc = json.loads(session.get(doc_url, timeout=10).content)
+            changed = doc.get("count") != (last or {}).get("count")
+            last = doc
+            with conn.transaction():
+                row = conn.execute(
+                    save,
+                    {
+                        "checkpoint": Jsonb({"version": 2, "state": doc, "next_seq": seq + 1}),
+                        "run_id": "bench-floor",
+                        "task_id": task_id,
+                        "attempt": attempt,
+                        "expected_seq": None,
+                    },
+                ).fetchone()
+                assert row is not None, "the floor's task was fenced out"
+                if changed:
+                    conn.execute(lock, {"key": EVENTS_LOCK_KEY})
+                    with conn.cursor().copy(f"COPY task_events ({columns}) FROM STDIN") as copy:
+                        copy.write_row(
+                            (
+                                task_id,
+                                "bench-floor",
+                                row[1],
+                                seq,
+                                "changed",
+                                Jsonb({"count": doc["count"]}),
+                            )
+                        )
+                    seq += 1
+                conn.execute(
+                    poll_row,
+                    {
+                        "task_id": task_id,
+                        "task_type": row[1],
+                        "attempt": attempt,
+                        "task_runner_id": "bench-floor",
+                        "lateness_seconds": 0.0,
+                        "events": int(changed),
+                        "error": None,
+                    },
+                )
+
+        for _ in range(min(200, polls)):  # warm: connections, caches, the plan of each statement
+            one()
+        cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
+        for _ in range(polls):
+            one()
+        cpu, wall = sum(me.cpu_times()[:2]) - cpu0, time.perf_counter() - t0
+    out.put(
+        {
+            "polls": polls,
+            "cpu_ms_per_poll": 1000 * cpu / polls,
+            "wall_ms_per_poll": 1000 * wall / polls,
+            "events": seq - 1,
+        }
+    )
+
+
+def bench_floor(server, base_url: str, polls: int) -> dict:
+    ctx = mp.get_context("spawn")
+    with server.fresh_database() as url:
+        with TaskStore(url) as store:
+            task_types.apply(store, [counter_type()])
+            [(task_id, attempt)] = seed(store, 1, "floor")
+        out = ctx.Queue()
+        proc = ctx.Process(target=floor_process, args=(url, base_url, task_id, attempt, polls, out))
+        proc.start()
+        got = out.get(timeout=600)
+        proc.join(60)
+    return got
 
 
 # --- one process per task: the least one-run-per-task mode costs --------------------------
@@ -483,6 +590,12 @@ def run(server, cfg: dict, args) -> int:
         )
         log(f"2. one pool process, N live tasks polled every {POLL:g}s, {cfg['window']:g}s each")
         steps = bench_pool_ramp(server, base_url, cfg, results, info)
+        log("2b. the floor: the same poll in a tight single-threaded loop")
+        floor = bench_floor(server, base_url, cfg["floor_polls"])
+        log(
+            f"   {floor['cpu_ms_per_poll']:.3f} CPU-ms/poll ({floor['wall_ms_per_poll']:.3f} ms wall), "
+            f"{floor['polls']} polls, {floor['events']} events"
+        )
         singles: list[dict] = []
         if not args.pool_only:
             log("3. one process per task")
@@ -544,6 +657,19 @@ def run(server, cfg: dict, args) -> int:
         goal_met=cpu <= 2.0,
         at_n=at["n"] if at else None,
         per_n={s["n"]: round(s["cpu_ms_per_poll"], 3) for s in steps},
+        **common,
+    )
+    _common.record(
+        results,
+        "pool.cpu_ms_per_poll.vs_floor",
+        round(cpu, 3),
+        "ms",
+        "the same poll in a tight single-threaded loop (keep-alive GET, parse + diff, one fenced commit)",
+        round(floor["cpu_ms_per_poll"], 3),
+        goal="<= 1.5x",
+        goal_met=cpu <= 1.5 * floor["cpu_ms_per_poll"],
+        at_n=at["n"] if at else None,
+        floor=floor,
         **common,
     )
     _common.record(
