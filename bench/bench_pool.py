@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (sets sys.path for the project too)
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
+from _static_feed import StaticFeed, nginx_binary  # noqa: E402
 
 from otf_dagster.core import manager  # noqa: E402
 from otf_dagster.core.store import TaskStore  # noqa: E402
@@ -96,7 +97,27 @@ def serve(port_out, stop) -> None:
 
 
 def feed_capacity(base_url: str, seconds: float = 8.0, threads: int = 32) -> float:
+    """Requests/s the feed server answers: from wrk (Debian's, compiled: the server is what is
+    measured) when installed, else from 32 Python client threads (then the client bounds it)."""
+    import re
+    import shutil
+    import subprocess
+
     import requests
+
+    wrk = shutil.which("wrk")
+    if wrk:
+        url = f"{base_url}/demo/count/cap.json?start=0&steps=100&every=5"
+        out = subprocess.run(
+            [wrk, "-t2", "-c32", f"-d{int(seconds)}s", url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+        m = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+        if m:
+            return float(m.group(1))
 
     done = threading.Event()
     counts = [0] * threads
@@ -269,8 +290,7 @@ def floor_process(url: str, base_url: str, task_id: str, attempt: int, polls: in
 
     session = requests.Session()
     me = psutil.Process()
-    # every poll sees a new count, as each of the pool's polls does at its 10 s interval
-    doc_url = f"{base_url}/demo/count/floor.json?start={time.time()}&steps=100000000&every=0.0001"
+    doc_url = f"{base_url}/demo/count/floor.json?start={time.time()}&steps=100000000&every={POLL}"
     save, lock, poll_row = query("save_checkpoint"), query("lock_events"), query("log_poll")
     columns = "task_id, task_runner_id, task_type, task_seq, kind, payload"
     with psycopg.connect(url) as conn:
@@ -280,7 +300,9 @@ def floor_process(url: str, base_url: str, task_id: str, attempt: int, polls: in
         def one() -> None:
             nonlocal last, seq
             doc = json.loads(session.get(doc_url, timeout=10).content)
-            changed = doc.get("count") != (last or {}).get("count")
+            # The diff is made, but every poll writes its event: each of the pool's polls, 10 s
+            # apart, sees a new count, and a tight loop would otherwise see the same one.
+            changed = doc.get("count") != (last or {}).get("count") or True
             last = doc
             with conn.transaction():
                 row = conn.execute(
@@ -548,6 +570,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only pool.claim_with_1m_finished (the claim beside 1,000,000 finished tasks)",
     )
+    parser.add_argument(
+        "--feed",
+        choices=("static", "simulator"),
+        default="static" if nginx_binary() else "simulator",
+        help="the feed server: nginx serving the counter document (default when nginx is "
+        "installed: apt-get install nginx-light) or the simulator (Python)",
+    )
     args = parser.parse_args(argv)
     if args.claim_only:
         with _common.bench_server() as server:
@@ -571,13 +600,22 @@ def run(server, cfg: dict, args) -> int:
     results: list[dict] = []
     ctx = mp.get_context("spawn")
     port_out, stop = ctx.Queue(), ctx.Event()
-    feed = ctx.Process(target=serve, args=(port_out, stop), daemon=True)
-    feed.start()
-    base_url = port_out.get(timeout=30)
+    static = None
+    if args.feed == "static":
+        static = StaticFeed()
+        base_url = static.start()
+        log(f"feed: nginx serving the counter document ({base_url})")
+        feed = None
+    else:
+        feed = ctx.Process(target=serve, args=(port_out, stop), daemon=True)
+        feed.start()
+        base_url = port_out.get(timeout=30)
+        log(f"feed: the simulator's counter ({base_url})")
+    info = {**info, "feed_server": "nginx (static counter document)" if static else "simulator"}
     try:
         log("1. the feed server's own capacity")
         capacity = feed_capacity(base_url)
-        log(f"   {capacity:.0f} requests/s from 32 client threads")
+        log(f"   {capacity:.0f} requests/s")
         needed = max(cfg["ramp"]) / POLL
         _common.record(
             results,
@@ -604,7 +642,10 @@ def run(server, cfg: dict, args) -> int:
             bench_manager(server, results, info, args.quick)
     finally:
         stop.set()
-        feed.join(10)
+        if feed is not None:
+            feed.join(10)
+        if static is not None:
+            static.stop()
     on_time = max((s["n"] for s in steps if s["p99"] <= GOAL_P99 and not s["errors"]), default=0)
     single_on_time = max(
         (s["n"] for s in singles if s["p99"] is not None and s["p99"] <= GOAL_P99), default=0
