@@ -214,6 +214,14 @@ FEED_HOST_LIMITS: Setting[dict[str, int]] = Setting(
     host_limits,
     shown="none",
 )
+FEED_MAX_BYTES = Setting(
+    "OTF_FEED_MAX_BYTES",
+    16 * 2**20,
+    "the largest feed response a poll reads, in bytes; a larger one is refused as it streams in, "
+    "never held whole in memory (the largest real feed document seen is about 1.2 MB)",
+    positive_int,
+    shown="`16777216` (16 MiB)",
+)
 
 # The schedule and the Task Manager.
 SCHEDULE_TIMEZONE = Setting(

@@ -16,6 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from otf_dagster import settings
 from otf_dagster.config import redact
 from otf_dagster.exceptions import (
     ConfigError,
@@ -62,11 +63,14 @@ def excerpt(text: str | bytes, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_html(response: requests.Response) -> bool:
+def _is_html(response: requests.Response, body: bytes) -> bool:
     """A CDN's edge page (Akamai's "Access Denied"), not a feed's JSON or XML error body."""
     kind = response.headers.get("Content-Type", "").lower()
-    head = response.content[:200].lstrip().lower()
+    head = body[:200].lstrip().lower()
     return "text/html" in kind or head.startswith((b"<html", b"<!doctype html"))
+
+
+READ_CHUNK = 64 * 1024
 
 
 class FeedClient:
@@ -83,6 +87,7 @@ class FeedClient:
         user_agent: str = USER_AGENT,
         pool_maxsize: int = 8,
         headers: dict[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -91,6 +96,7 @@ class FeedClient:
             )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.max_bytes = max_bytes or settings.FEED_MAX_BYTES.read()
         retry = _CappedRetry(
             total=total_retries,
             connect=total_retries,
@@ -139,7 +145,11 @@ class FeedClient:
         url = self.url_for(url_or_path, params)
         log.debug("GET %s", url)
         try:
-            response = self.session.get(url, timeout=self.timeout, headers=headers)
+            response = self.session.get(url, timeout=self.timeout, headers=headers, stream=True)
+            try:
+                body = self._read(url, response)
+            finally:
+                response.close()
         except requests.exceptions.RetryError as exc:
             raise RetriableFeedError(
                 f"{url} kept failing after {self._retries()} retries ({exc}); try again later"
@@ -154,44 +164,64 @@ class FeedClient:
             ) from exc
         except requests.exceptions.RequestException as exc:
             raise FatalFeedError(f"{url}: request failed: {exc}; check the base URL") from exc
-        return self._decode(url, response)
+        return self._decode(url, response, body)
+
+    def _read(self, url: str, response: requests.Response) -> bytes:
+        """The body, read in chunks and refused (FatalFeedError) past ``max_bytes``: a feed
+        that answers 50 MB costs this process ``max_bytes`` at most, not 50 MB and its parse."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise FatalFeedError(self._too_large(url, f"{int(declared):,} bytes declared"))
+        chunks, size = [], 0
+        for chunk in response.iter_content(READ_CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FatalFeedError(self._too_large(url, f"more than {self.max_bytes:,} bytes"))
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, url: str, what: str) -> str:
+        return (
+            f"{redact(url)} answered {what}, above the {self.max_bytes:,}-byte limit; the poll "
+            f"read no further. If the feed is meant to be this large, raise "
+            f"{settings.FEED_MAX_BYTES.env}"
+        )
 
     def _retries(self) -> int:
         adapter = self.session.get_adapter(self.base_url)
         return int(getattr(getattr(adapter, "max_retries", None), "total", 0) or 0)
 
-    def _decode(self, url: str, response: requests.Response) -> Any:
+    def _decode(self, url: str, response: requests.Response, body: bytes) -> Any:
         status = response.status_code
         if status in RETRY_STATUSES:
             raise RetriableFeedError(
                 f"{url} answered HTTP {status} after {self._retries()} retries "
-                f"({excerpt(response.content)!r}); try again later"
+                f"({excerpt(body)!r}); try again later"
             )
         if status == 404:
             raise UnknownGame(
-                f"{url} answered 404 ({excerpt(response.content)!r}); "
-                "check the game id and the provider"
+                f"{url} answered 404 ({excerpt(body)!r}); check the game id and the provider"
             )
-        if status == 403 and _is_html(response):
+        if status == 403 and _is_html(response, body):
             raise FeedRefused(
                 f"the feed refused this client (HTTP 403, HTML body "
-                f"{excerpt(response.content)!r}) at {redact(url)}; it wants headers this client "
+                f"{excerpt(body)!r}) at {redact(url)}; it wants headers this client "
                 "did not send (the NBA CDN: Referer https://www.nba.com/, see `headers` in "
                 "leagues.yaml), or use ESPN (OTF_FEED_PROVIDER=espn); counted as a feed outage"
             )
         if 400 <= status < 600:
             raise FeedHttpError(
-                f"{url} answered HTTP {status} ({excerpt(response.content)!r}); "
+                f"{url} answered HTTP {status} ({excerpt(body)!r}); "
                 "retrying will not help: check the URL, id and provider",
                 status=status,
                 url=url,
             )
         try:
-            return json.loads(response.content)
+            return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedFeed(
                 f"{url} answered HTTP {status} with a body that is not JSON: "
-                f"{excerpt(response.content)!r}; the feed may have changed or is degraded"
+                f"{excerpt(body)!r}; the feed may have changed or is degraded"
             ) from exc
 
     def close(self) -> None:

@@ -179,3 +179,77 @@ def test_make_provider_rejects_unknown_names() -> None:
 def test_make_provider_defaults_to_the_real_feeds() -> None:
     assert make_provider("nba_cdn").client.base_url == "https://cdn.nba.com"
     assert make_provider("espn").client.base_url == "https://site.api.espn.com"
+
+
+class _Huge:
+    """A loopback server answering 50 MB of JSON: chunked with no length, or with its
+    Content-Length declared. It counts the bytes it managed to send."""
+
+    SIZE = 50 * 2**20
+
+    def __init__(self, declare: bool) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.sent = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if declare:
+                    self.send_header("Content-Length", str(outer.SIZE))
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                if declare:
+                    return  # the client refuses on the header: nothing more is sent
+                piece = b"[" + b"0," * (2**20 // 2 - 1) + b"0]"  # 1 MiB of a JSON array
+                try:
+                    for _ in range(outer.SIZE // len(piece)):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        outer.sent += len(piece)
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:  # the client stopped reading: what this test wants
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("declare", [False, True], ids=["chunked", "content-length"])
+def test_a_50_mb_answer_is_refused_within_the_limit(declare: bool) -> None:
+    """A feed answering 50 MB costs the poll at most its byte limit (here 1 MiB), never the
+    whole body and its parse: one clear error naming the limit and the setting."""
+    import tracemalloc
+
+    server = _Huge(declare)
+    feed = FeedClient(server.base_url, timeout=(2.0, 30.0), total_retries=0, max_bytes=2**20)
+    try:
+        tracemalloc.start()
+        with pytest.raises(FatalFeedError, match=r"above the 1,048,576-byte limit.*OTF_FEED_MAX_BYTES"):
+            feed.get_json("/big.json")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        feed.close()
+        server.close()
+    assert peak < 8 * 2**20, f"peak {peak:,} bytes while refusing a 50 MB answer"
+    assert server.sent < _Huge.SIZE  # the client hung up; it never took it all
+
+
+def test_an_answer_within_the_limit_is_read_whole(sim: Simulator) -> None:
+    doc = client(sim, max_bytes=10 * 2**20).get_json(SCOREBOARD)
+    assert doc["scoreboard"]["games"]
