@@ -6,6 +6,7 @@ names the floors."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -177,3 +178,31 @@ def test_a_planted_statement_shows(tmp_path):
     (pkg / "core" / "store" / "ok.py").write_text("def f(c):\n    c.execute('SELECT 1')\n")
     (pkg / "core" / "policy.py").write_text("def g(c):\n    return c.execute('SELECT 2')\n")
     assert statements_outside_the_store(pkg) == ["core/policy.py:2 .execute("]
+
+
+# The store's SQL reads no key of a task's params: what a task's params mean (a game's teams, its
+# label) is its handler's to say (issue 18: a run's label is the handler's, not the claim's).
+# The score timeline reads the events' payloads, the derived events' own vocabulary.
+PARAMS_KEY = re.compile(r"params\s*(->>?|#>>?|\?)\s*'")
+
+
+def params_keys_in_the_store(package: Path = PACKAGE) -> list[str]:
+    found = []
+    for path in sorted((package / "core" / "store").rglob("*.sql")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if PARAMS_KEY.search(line.split("--", 1)[0]):
+                found.append(f"{path.name}:{n}")
+    return found
+
+
+def test_the_stores_sql_reads_no_params_key():
+    assert params_keys_in_the_store() == []
+
+
+def test_a_planted_params_key_shows(tmp_path):
+    queries = tmp_path / "otf_dagster" / "core" / "store" / "queries"
+    queries.mkdir(parents=True)
+    (queries / "q.sql").write_text(
+        "-- t.params ->> 'home' in a comment is fine\nSELECT t.params ->> 'away' AS a;\n"
+    )
+    assert params_keys_in_the_store(tmp_path / "otf_dagster") == ["q.sql:2"]

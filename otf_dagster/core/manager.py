@@ -28,6 +28,7 @@ from otf_dagster.settings import (
     RUN_GRACE_SECONDS,
     RUNNER_MODE,
 )
+from otf_dagster.vocab.poll import HandlerRegistry
 from otf_dagster.vocab.tasks import BACKFILL, LIVE, PoolState, TaskType
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ def launch_for(
     task_type: TaskType,
     attempt: int,
     reason: str,
-    matchup: str | None = None,
     lane: str = LIVE,
+    label: str | None = None,
 ) -> Launch:
     """The run request of one attempt: run key ``task_id:attempt`` (a re-launch gets a new one);
     a backfill task's run says its lane and queues behind live runs."""
@@ -140,8 +141,8 @@ def launch_for(
         # runner that ended the task FAILED on purpose.
         "dagster/retry_on_asset_or_op_failure": "false",
     }
-    if matchup:
-        tags[TAG_MATCHUP] = matchup[:200]
+    if label:
+        tags[TAG_MATCHUP] = label[:200]
     if lane == BACKFILL:
         tags[TAG_LANE] = BACKFILL
         tags["dagster/priority"] = BACKFILL_RUN_PRIORITY
@@ -184,9 +185,7 @@ def tick(
     report.claimed = len(claimed)
     report.claimed_backfill = sum(c.task.backfill for c in claimed)
     for c in claimed:
-        to_route.append(
-            (c.task.task_id, c.task.attempt, c.task_type, "claimed", c.matchup, c.task.lane)
-        )
+        to_route.append((c.task.task_id, c.task.attempt, c.task_type, "claimed", c.task.lane))
     _route(store, report, to_route, deployment, settings)
     return report
 
@@ -211,13 +210,28 @@ def reconcile(
 def claim(store: TaskStore, limit: int, *, source: str) -> list[Launch]:
     """Claim and launch one run each (run mode), without reconciling: for tools and tests."""
     return [
-        launch_for(c.task.task_id, c.task_type, c.task.attempt, "claimed", c.matchup, c.task.lane)
+        launch_for(c.task.task_id, c.task_type, c.task.attempt, "claimed", c.task.lane)
         for c in store.claim_ready(limit, source=source)
     ]
 
 
-# (task id, attempt, type, why, matchup, lane)
-Route = tuple[str, int, TaskType, str, str | None, str]
+def label_launches(store: TaskStore, launches: list[Launch], handlers: HandlerRegistry) -> None:
+    """Tag each run with its task's label (``otf/matchup``), named by the task's handler from
+    its params ("ORL @ BOS" for a game): sports knowledge stays with the handlers, and the
+    claim reads no params. One read for a report's run launches; pooled tasks need none.
+    The sensors call it on every report they turn into runs."""
+    if not launches:
+        return
+    found = store.launch_params([x.task_id for x in launches])
+    for launch in launches:
+        handler, params = found.get(launch.task_id, ("", {}))
+        label = handlers.label(handler, params)
+        if label:
+            launch.tags[TAG_MATCHUP] = label[:200]
+
+
+# (task id, attempt, type, why, lane)
+Route = tuple[str, int, TaskType, str, str]
 
 
 def _route(
@@ -229,12 +243,12 @@ def _route(
 ) -> None:
     """Run-mode launches become runs; pool-mode ones go to pools (new pools when short)."""
     pooled: list[tuple[str, int]] = []
-    for task_id, attempt, ttype, why, matchup, lane in items:
+    for task_id, attempt, ttype, why, lane in items:
         report.partitions.append(task_id)
         if ttype.mode(settings.default_mode) == "pool" and deployment.id:
             pooled.append((task_id, attempt))
         else:
-            report.launches.append(launch_for(task_id, ttype, attempt, why, matchup, lane))
+            report.launches.append(launch_for(task_id, ttype, attempt, why, lane))
     if pooled:
         assigned, new_pools = store.assign_to_pools(
             deployment.id,
@@ -335,7 +349,6 @@ def _reconcile(
                 row["attempt"],
                 types[row["task_type"]],
                 "given back by its pool",
-                row["matchup"],
                 row.get("lane") or LIVE,
             )
         )
@@ -417,7 +430,6 @@ def _relaunch_or_fail(
                     task.attempt,
                     ttype,
                     f"re-launch: {why}",
-                    row.get("matchup"),
                     row.get("lane") or LIVE,
                 )
             )

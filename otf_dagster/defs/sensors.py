@@ -15,6 +15,7 @@ from otf_dagster.defs.partitions import task_partitions
 from otf_dagster.defs.pools import RUNNER_POOL_JOB, pool_run_config, runner_pool_job
 from otf_dagster.defs.relay import relay_job, relay_requests
 from otf_dagster.defs.resources import TaskStoreResource
+from otf_dagster.handlers import HANDLERS
 
 DEFAULT_INTERVAL_SECONDS = settings.SENSOR_INTERVAL_SECONDS.default
 DEFAULT_CLAIM_LIMIT = settings.CLAIM_LIMIT.default
@@ -166,6 +167,7 @@ def build_task_manager(
                 deployment=deployment,
                 settings=settings,
             )
+            manager.label_launches(store, report.launches, HANDLERS)
             cancel_stale_runs(context.instance, report.stale_runs)
             relay_launch, silent_relays = relay_requests(context.instance, store)
             cancel_stale_runs(context.instance, silent_relays)
@@ -208,6 +210,7 @@ def build_failure_sensor(settings: manager.Settings | None = None) -> dg.SensorD
                 report = manager.handle_failed_run(
                     store, task_id, int(attempt), info, deployment=deployment, settings=settings
                 )
+            manager.label_launches(store, report.launches, HANDLERS)
         return _result(report, context, "runner_failure_sensor")
 
     return runner_failure_sensor

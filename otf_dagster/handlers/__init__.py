@@ -50,6 +50,13 @@ class Handlers:
     ) -> list[FollowUp]:
         return spawn.follow_ups(spec, document, now) if spec else []
 
+    def label(self, handler: str, params: Mapping[str, Any]) -> str | None:
+        label_of = getattr(self.by_name.get(handler), "label", None)  # optional for a handler
+        if label_of is None or not isinstance(params, Mapping):
+            return None
+        label = label_of(params)
+        return label[:200] if isinstance(label, str) and label else None
+
     def validate(self, spec: Mapping[str, Any]) -> TaskType:
         from otf_dagster.handlers import task_types
 

@@ -116,6 +116,17 @@ class BoxScoreHandler:
 
     # --- each poll ---------------------------------------------------------------------------
 
+    def label(self, params: Mapping[str, Any]) -> str | None:
+        """A game's "AWAY @ HOME" (the schedule writes both teams into its params), or the
+        ``matchup`` a spawn rule gave it."""
+        named = params.get("matchup")
+        if isinstance(named, str) and named:
+            return named
+        away, home = params.get("away"), params.get("home")
+        if isinstance(away, str) and isinstance(home, str) and away and home:
+            return f"{away} @ {home}"
+        return None
+
     def poll(self, ctx: PollContext) -> PollResult:
         provider = make_provider(
             self.provider,

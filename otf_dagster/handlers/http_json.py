@@ -84,6 +84,12 @@ class HttpJsonHandler:
     def references(self, tt: TaskType) -> list[str]:
         return []
 
+    def label(self, params: Mapping[str, Any]) -> str | None:
+        """The task's ``matchup`` param, when it has one (a spawn rule names its tasks so:
+        ``params: {matchup: shortName}``); else none."""
+        named = params.get("matchup")
+        return named if isinstance(named, str) and named else None
+
     def poll(self, ctx: PollContext) -> PollResult:
         params = ctx.task_type.params
         doc = ctx.client.get_json(ctx.url, headers=expand_headers(params.get("headers") or {}))

@@ -106,6 +106,11 @@ class Handler(Protocol):
 
     def poll(self, ctx: PollContext) -> PollResult: ...
 
+    def label(self, params: Mapping[str, Any]) -> str | None:
+        """A short human name for one task of this kind, from its params ("ORL @ BOS"): the
+        ``otf/matchup`` tag of its runs; None when the params name nothing."""
+        ...
+
 
 class HandlerRegistry(Protocol):
     """The handlers a runner may call, by name, and the type-level rules around a poll."""
@@ -118,6 +123,11 @@ class HandlerRegistry(Protocol):
         self, spec: Mapping[str, Any] | None, document: Any, now: datetime
     ) -> list[FollowUp]:
         """The tasks a type's ``spawn`` rule finds in the document a poll fetched."""
+        ...
+
+    def label(self, handler: str, params: Mapping[str, Any]) -> str | None:
+        """Handler ``handler``'s label for a task with ``params``; None when it has none (an
+        unknown handler included: a label never stops a launch)."""
         ...
 
     def validate(self, spec: Mapping[str, Any]) -> TaskType:

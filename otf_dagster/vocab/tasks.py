@@ -183,7 +183,6 @@ class ClaimedTask:
 
     task: Task
     task_type: TaskType
-    matchup: str | None = None  # "ORL @ BOS", from the task's params, for run tags
 
 
 @dataclass(frozen=True)

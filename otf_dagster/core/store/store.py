@@ -43,6 +43,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_TYPE_VERSION = transitions.CLAIM_COLUMNS.index("type_version")
+
+
 class TaskStore:
     """One connection to the task database (reconnecting after the server went away), or,
     made with :meth:`pooled`, a bounded pool of them shared by threads."""
@@ -265,7 +268,7 @@ class TaskStore:
             if room > 0:
                 rows += transitions.claim_ready(c, now, room, source, deployment, lane=BACKFILL)
             # a type is read only when its row changed since the last claim (same snapshot)
-            versions = {r[1]: r[8] for r in rows}
+            versions = {r[1]: r[_TYPE_VERSION] for r in rows}
             types: dict[str, TaskType] = {}
             for name, version in versions.items():
                 hit = self._claim_types.get(name)
@@ -285,9 +288,8 @@ class TaskStore:
             ClaimedTask(
                 Task(task_id, ttype, key, scheduled_at, started, attempt, lane=lane or LIVE),
                 types[ttype],
-                matchup,
             )
-            for task_id, ttype, key, scheduled_at, _, attempt, lane, matchup, _ in rows
+            for task_id, ttype, key, scheduled_at, _, attempt, lane, _ in rows
         ]
 
     def reserve_pace_slot(
@@ -442,6 +444,13 @@ class TaskStore:
         return self.fetch_all(
             "list running tasks", "running_tasks", {"limit": limit, "deployment": deployment}
         )
+
+    def launch_params(self, task_ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Each task's (handler, params), for the labels of the runs launched for them."""
+        if not task_ids:
+            return {}
+        rows = self.fetch_all("read launch params", "launch_params", {"task_ids": list(task_ids)})
+        return {r["task_id"]: (r["handler"], r["params"] or {}) for r in rows}
 
     # --- deployments and pools -------------------------------------------------------------
 

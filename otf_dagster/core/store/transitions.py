@@ -80,7 +80,6 @@ CLAIM_COLUMNS = (
     "state",
     "attempt",
     "lane",
-    "matchup",
     "type_version",
 )
 

@@ -22,9 +22,7 @@ SELECT t.task_id, t.task_type, t.attempt, t.run_id, t.heartbeat_at, t.started_at
        tt.poll_interval_seconds,
        p.state AS pool_state, p.heartbeat_at AS pool_heartbeat_at,
        p.created_at AS pool_created_at, p.run_id AS pool_run_id,
-       d.name AS deployment_name, d.lease_expires_at,
-       coalesce(t.params ->> 'matchup',
-                (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup
+       d.name AS deployment_name, d.lease_expires_at
 FROM tasks t
 JOIN task_types tt ON tt.name = t.task_type
 LEFT JOIN task_service_states ss ON ss.task_id = t.task_id AND ss.service = 'runner'
@@ -40,6 +38,13 @@ WHERE t.state = 'STARTED'
        OR d.lease_expires_at < now())
 ORDER BY t.heartbeat_at NULLS FIRST
 LIMIT %(limit)s;
+
+-- name: launch_params
+-- Each task's handler and params, for the labels of run-mode launches (the handler names a
+-- task: manager.label_launches); one statement per tick, for the tasks launched as runs only.
+SELECT t.task_id, tt.handler, t.params
+FROM tasks t JOIN task_types tt ON tt.name = t.task_type
+WHERE t.task_id = ANY (%(task_ids)s::text[]);
 
 -- name: service_states
 SELECT service, state, attempt, detail, updated_at

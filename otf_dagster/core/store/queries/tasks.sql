@@ -47,11 +47,9 @@ WITH ready AS (
         run_id = NULL, last_error = NULL, updated_at = now(),
         deployment_id = %(deployment)s, pool_id = NULL
     WHERE t.task_id = ANY (ARRAY(SELECT task_id FROM ready))  -- index lookups, not a hash join over all tasks
-    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None),
-    -- but the matchup for run tags, read as text.
-    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt, t.lane,
-              coalesce(t.params ->> 'matchup',
-                       (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup
+    -- Only what a launch needs: no JSON to decode on the hot path (params stay unread: None;
+    -- a run's label is the handler's, read for run-mode launches alone: manager.label_launches)
+    RETURNING t.task_id, t.task_type, t.external_key, t.scheduled_at, t.state, t.attempt, t.lane
 ), history AS (
     INSERT INTO task_states (time, task_id, attempt, service, state, previous_state, source)
     SELECT now(), task_id, attempt, 'task', 'STARTED', 'SCHEDULED', %(source)s FROM claimed
@@ -103,9 +101,7 @@ WHERE t.task_id = %(task_id)s AND t.state = 'STARTED' AND t.attempt = %(attempt)
   AND NOT EXISTS (SELECT 1 FROM task_service_states ss
                   WHERE ss.task_id = t.task_id AND ss.service = 'runner'
                     AND ss.attempt = t.attempt AND ss.state <> 'STARTED')
-RETURNING t.*,
-          coalesce(t.params ->> 'matchup',
-                   (t.params ->> 'away') || ' @ ' || (t.params ->> 'home')) AS matchup;
+RETURNING t.*;
 
 -- name: adopt
 -- A runner launched by hand (no attempt tag) takes the task: a SCHEDULED task starts now, a
