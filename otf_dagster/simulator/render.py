@@ -7,16 +7,11 @@ The shapes mirror the recorded fixtures: NBA integers and ISO-duration clocks, z
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from otf_dagster.simulator.replay import (
-    REGULAR_PERIOD,
-    PlayerState,
-    ReplayState,
-    iso_clock,
-)
-from otf_dagster.simulator.slate import SimGame, replay, side_of, status_text, team_info
+from otf_dagster.simulator.replay import PlayerState, ReplayState
+from otf_dagster.simulator.slate import SimGame, replay, team_info
 
 ESPN_KEYS = [
     "minutes",
@@ -48,190 +43,6 @@ ESPN_LABELS = [
     "DREB",
     "PF",
 ]
-
-
-def _iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _meta(path: str, now: float) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "code": 200,
-        "request": f"http://simulator{path}",
-        "time": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-    }
-
-
-def _sim_note(game: SimGame) -> dict[str, Any]:
-    return {"synthesized": game.synthesized, "note": game.note}
-
-
-# --- NBA CDN -----------------------------------------------------------------------------------
-
-
-def _nba_periods(scores: list[int]) -> list[dict[str, Any]]:
-    padded = scores + [0] * (4 - len(scores))
-    return [
-        {"period": i, "periodType": "REGULAR" if i <= 4 else "OVERTIME", "score": s}
-        for i, s in enumerate(padded, start=1)
-    ]
-
-
-def _players_by_side(game: SimGame, state: ReplayState) -> dict[str, list[PlayerState]]:
-    out: dict[str, list[PlayerState]] = {"home": [], "away": []}
-    players = replay().player_stats(state.actions, state.corrected)
-    for player in sorted(players.values(), key=lambda p: p.person_id):
-        out["home" if player.team == replay().home else "away"].append(player)
-    return out
-
-
-def _nba_team(game: SimGame, state: ReplayState, side: str, players: list[PlayerState] | None):
-    tricode = game.home if side == "home" else game.away
-    info = team_info(tricode)["nba"]
-    score = state.home_score if side == "home" else state.away_score
-    periods = state.home_periods if side == "home" else state.away_periods
-    team: dict[str, Any] = {
-        "teamId": info["teamId"],
-        "teamName": info["teamName"],
-        "teamCity": info["teamCity"],
-        "teamTricode": tricode,
-        "score": score,
-        "inBonus": "0",
-        "timeoutsRemaining": 7 if state.status == 1 else 3,
-        "periods": _nba_periods(list(periods) if state.status != 1 else []),
-    }
-    if players is not None:
-        team["players"] = [
-            {
-                "status": "ACTIVE",
-                "order": order,
-                "personId": p.person_id,
-                "starter": "1" if order <= 5 else "0",
-                "played": "1" if any(p.stats.values()) else "0",
-                "statistics": dict(p.stats),
-                "name": p.name,
-                "nameI": p.name,
-            }
-            for order, p in enumerate(players, start=1)
-        ]
-        totals: dict[str, int] = {}
-        for p in players:
-            for k, v in p.stats.items():
-                totals[k] = totals.get(k, 0) + v
-        totals["points"] = score
-        team["statistics"] = totals
-    return team
-
-
-def _nba_game_fields(game: SimGame, state: ReplayState) -> dict[str, Any]:
-    start = game.start_time
-    return {
-        "gameId": game.nba_id,
-        "gameCode": f"{start:%Y%m%d}/{game.away}{game.home}",
-        "gameStatus": state.status,
-        "gameStatusText": status_text(state, game),
-        "period": state.period,
-        "gameClock": "" if state.status == 1 else iso_clock(state.clock),
-        "gameTimeUTC": _iso(start),
-        "gameEt": _iso(start),
-        "regulationPeriods": 4,
-    }
-
-
-def nba_boxscore(game: SimGame, state: ReplayState, path: str, now: float) -> dict[str, Any]:
-    players = _players_by_side(game, state)
-    body = _nba_game_fields(game, state)
-    body.update(
-        {
-            "duration": 0,
-            "attendance": 0 if state.status == 1 else 19156,
-            "sellout": "0",
-            "arena": {
-                "arenaName": "Simulated Arena",
-                "arenaCity": team_info(game.home)["nba"]["teamCity"],
-            },
-            "officials": [],
-            "homeTeam": _nba_team(game, state, "home", players["home"]),
-            "awayTeam": _nba_team(game, state, "away", players["away"]),
-            "_simulator": _sim_note(game),
-        }
-    )
-    if state.status == 1:
-        body["period"] = 0
-        body["gameClock"] = iso_clock(REGULAR_PERIOD)  # meaningless before tip-off, like the CDN
-    return {"meta": _meta(path, now), "game": body}
-
-
-def nba_scoreboard(
-    games: list[tuple[SimGame, ReplayState]], day: date, path: str, now: float
-) -> dict[str, Any]:
-    entries = []
-    for game, state in games:
-        entry = _nba_game_fields(game, state)
-        entry["homeTeam"] = _nba_team(game, state, "home", None)
-        entry["awayTeam"] = _nba_team(game, state, "away", None)
-        entry["_simulator"] = _sim_note(game)
-        entries.append(entry)
-    return {
-        "meta": _meta(path, now),
-        "scoreboard": {
-            "gameDate": day.isoformat(),
-            "leagueId": "00",
-            "leagueName": "National Basketball Association",
-            "games": entries,
-        },
-    }
-
-
-def nba_schedule(games: list[tuple[SimGame, ReplayState]], path: str, now: float) -> dict:
-    by_day: dict[date, list[dict[str, Any]]] = {}
-    for game, state in games:
-        entry = _nba_game_fields(game, state)
-        del entry["gameClock"], entry["period"]
-        entry.update(
-            {
-                "gameDateTimeUTC": _iso(game.start_time),
-                "gameDateEst": f"{game.day.isoformat()}T00:00:00Z",
-                "postponedStatus": "N",
-                "homeTeam": {
-                    k: v
-                    for k, v in _nba_team(game, state, "home", None).items()
-                    if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")
-                },
-                "awayTeam": {
-                    k: v
-                    for k, v in _nba_team(game, state, "away", None).items()
-                    if k in ("teamId", "teamName", "teamCity", "teamTricode", "score")
-                },
-                "_simulator": _sim_note(game),
-            }
-        )
-        by_day.setdefault(game.day, []).append(entry)
-    return {
-        "meta": _meta(path, now),
-        "leagueSchedule": {
-            "seasonYear": "simulated",
-            "leagueId": "00",
-            "gameDates": [
-                {"gameDate": f"{day:%m/%d/%Y} 00:00:00", "games": entries}
-                for day, entries in sorted(by_day.items())
-            ],
-        },
-    }
-
-
-def nba_playbyplay(game: SimGame, state: ReplayState, path: str, now: float) -> dict[str, Any]:
-    actions = []
-    for a in replay().actions[: state.actions]:
-        a = dict(a)
-        if a.get("teamTricode"):
-            a["teamTricode"] = side_of(game, a["teamTricode"])
-        actions.append(a)
-    return {
-        "meta": _meta(path, now),
-        "game": {"gameId": game.nba_id, "actions": actions, "_simulator": _sim_note(game)},
-    }
 
 
 # --- ESPN -------------------------------------------------------------------------------------
@@ -324,7 +135,7 @@ def espn_event(game: SimGame, state: ReplayState) -> dict[str, Any]:
             }
         ],
         "status": status,
-        "_simulator": _sim_note(game),
+        "_simulator": game.simulator_note,
     }
 
 
@@ -358,7 +169,7 @@ def _espn_row(p: PlayerState) -> list[str]:
 
 def espn_summary(game: SimGame, state: ReplayState) -> dict[str, Any]:
     status = _espn_state(state)
-    by_side = _players_by_side(game, state)
+    by_side = replay().players_by_side(state)
     teams, players = [], []
     for side in ("away", "home"):
         tricode = game.home if side == "home" else game.away
@@ -414,5 +225,5 @@ def espn_summary(game: SimGame, state: ReplayState) -> dict[str, Any]:
             ],
         },
         "meta": {"gameState": status["type"]["state"]},
-        "_simulator": _sim_note(game),
+        "_simulator": game.simulator_note,
     }

@@ -24,12 +24,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.feeds import nba_cdn
 from otf_dagster.feeds.leagues import SCOREBOARD_PATH as ESPN_SCOREBOARD_PATH
 from otf_dagster.feeds.leagues import SUMMARY_PATH as ESPN_SUMMARY_PATH
 from otf_dagster.feeds.leagues import default_leagues
 from otf_dagster.simulator import college, render, render_espn, slates
+from otf_dagster.simulator.feeds import FEEDS, nba_cdn
 from otf_dagster.simulator.replay import load_json
+from otf_dagster.simulator.routing import Request, Response, no_such_path
+from otf_dagster.simulator.routing import json_response as _json
 from otf_dagster.simulator.slate import (
     SIM_LEAGUES,
     SimGame,
@@ -54,28 +56,10 @@ def _route(template: str, **groups: str) -> re.Pattern[str]:
 
 # The feeds' own paths (feeds/nba_cdn.py, feeds/leagues.py), so the simulator and the clients
 # never disagree on where a document is.
-_BOX = _route(nba_cdn.BOXSCORE_PATH, game_id="[^/]+")
-_PBP = _route(nba_cdn.PLAYBYPLAY_PATH, game_id="[^/]+")
-_COUNTER = re.compile(r"^/demo/count/(?P<key>[A-Za-z0-9_.:-]{1,120})\.json$")
-NBA_SCOREBOARD = nba_cdn.SCOREBOARD_PATH
-NBA_SCHEDULE = nba_cdn.SCHEDULE_PATH
 _ESPN_PATHS = {
     "scoreboard": _route(ESPN_SCOREBOARD_PATH, pair="[^/]+/[^/]+"),
     "summary": _route(ESPN_SUMMARY_PATH, pair="[^/]+/[^/]+"),
 }
-# Since May 2026 cdn.nba.com's edge refuses liveData requests without an nba.com Referer, with
-# Akamai's HTML page; the simulator does the same, so only a client that sends it passes.
-NBA_LIVE_PREFIX = "/static/json/liveData/"
-NBA_REFERER = "https://www.nba.com"
-NBA_REFUSED = (
-    b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n \n"
-    b'You don\'t have permission to access "%s" on this server.<P>\n'
-    b"Reference&#32;&#35;18&#46;otf&#46;simulator\n</BODY>\n</HTML>\n"
-)
-NBA_404 = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
-    b"<Message>The specified key does not exist.</Message></Error>"
-)
 
 
 @dataclass
@@ -89,18 +73,6 @@ class Fault:
     retry_after: float = 1.0
     seconds: float = 1.0
     body: str | None = None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json; charset=utf-8"
-    headers: dict[str, str] | None = None
-
-
-def _json(status: int, doc: Any) -> Response:
-    return Response(status, json.dumps(doc, separators=(",", ":")).encode())
 
 
 class Simulator:
@@ -290,7 +262,7 @@ class Simulator:
             "games": out,
         }
 
-    def _day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
+    def day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
         now = self.now()
         state = state_of if league == "nba" else sport_state_of
         return [(g, state(g, now)) for g in self.games if g.day == day and g.league == league]
@@ -310,32 +282,17 @@ class Simulator:
             return self._control(method, path, body)
         if method != "GET":
             return _json(405, {"code": 405, "message": f"{method} not allowed"})
-        if path.startswith(NBA_LIVE_PREFIX):
-            referer = {k.lower(): v for k, v in (headers or {}).items()}.get("referer", "")
-            if not referer.startswith(NBA_REFERER):
-                return Response(403, NBA_REFUSED % path.encode(), "text/html")
         now = self.now()
-        if path == NBA_SCOREBOARD:
-            day = self.today()
-            return _json(200, render.nba_scoreboard(self._day_games(day), day, target, now))
-        if path == NBA_SCHEDULE:
-            games = [(g, state_of(g, now)) for g in self.games if g.league == "nba"]
-            return _json(200, render.nba_schedule(games, target, now))
-        for pattern, draw in ((_BOX, render.nba_boxscore), (_PBP, render.nba_playbyplay)):
-            m = pattern.match(path)
-            if m:
-                game = self.game(m.group("game_id"))
-                if game is None or game.nba_id != m.group("game_id"):
-                    return Response(404, NBA_404, "application/xml")
-                return _json(200, draw(game, state_of(game, now), target, now))
         for what, pattern in _ESPN_PATHS.items():
             m = pattern.match(path)
             if m:
                 return self._espn(m.group("pair"), what, query, now)
-        m = _COUNTER.match(path)
-        if m:
-            return counter(m.group("key"), query, now)
-        return _json(404, {"code": 404, "message": f"no such path {path!r} in the simulator"})
+        request = Request(self, path, target, query, _lower(headers), now)
+        for feed in FEEDS:
+            handler = feed.match(path)
+            if handler is not None:
+                return handler(request)
+        return no_such_path(path)
 
     def _espn(self, pair: str, what: str, query: dict[str, list[str]], now: float) -> Response:
         league = default_leagues().find(pair)
@@ -349,7 +306,7 @@ class Simulator:
             except ValueError:
                 return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
             if alias == "nba":
-                return _json(200, render.espn_scoreboard(self._day_games(day), day))
+                return _json(200, render.espn_scoreboard(self.day_games(day), day))
             if league.groups and self.college_games:
                 return _json(
                     200,
@@ -357,7 +314,7 @@ class Simulator:
                 )
             if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
                 return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
-            return _json(200, render_espn.espn_scoreboard(alias, self._day_games(day, alias), day))
+            return _json(200, render_espn.espn_scoreboard(alias, self.day_games(day, alias), day))
         event = (query.get("event") or [""])[0]
         game = self.game(event)
         if game is None or game.espn_id != event or game.league != alias:
@@ -412,25 +369,13 @@ class Simulator:
         if fault.kind == "not_found":
             if "/apis/" in target:
                 return _json(404, load_json("espn_error_404.json")), False
-            return Response(404, NBA_404, "application/xml"), False
+            return nba_cdn.not_found(target), False
         body = fault.body or json.dumps({"code": fault.status, "message": "simulated failure"})
         return Response(fault.status, body.encode()), False
 
 
-def counter(key: str, query: dict[str, list[str]], now: float) -> Response:
-    """A synthetic feed for runner pools at scale (``make dev``'s pool demo, the pool bench):
-    ``/demo/count/KEY.json?start=EPOCH&steps=N&every=S`` counts from 0 at ``start`` to ``N``,
-    one step every ``S`` seconds, then says done. Cheap to serve: no replay behind it."""
-    try:
-        start = float((query.get("start") or ["0"])[0])
-        steps = int((query.get("steps") or ["20"])[0])
-        every = float((query.get("every") or ["5"])[0])
-        if every <= 0 or steps < 0:
-            raise ValueError("every must be > 0 and steps >= 0")
-    except ValueError as exc:
-        return _json(400, {"code": 400, "message": f"bad counter parameters: {exc}"})
-    count = max(0, min(steps, int((now - start) // every)))
-    return _json(200, {"key": key, "count": count, "steps": steps, "done": count >= steps})
+def _lower(headers: dict[str, str] | None) -> dict[str, str]:
+    return {name.lower(): value for name, value in (headers or {}).items()}
 
 
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
