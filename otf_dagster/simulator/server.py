@@ -5,13 +5,16 @@ It serves the real paths in the real shapes, replaying recorded games on an acce
 ``/apis/site/v2/sports/{sport}/{league}/scoreboard|summary`` for every league of its slate
 (NFL, MLB, NHL). It can be told to misbehave (5xx, 429, slow, broken bodies, 404, dropped
 connections) so the client's retry rules can be tested for real.
+
+This module holds the lifecycle, the slate, the faults and the ``/_sim/`` control endpoints;
+each feed's routes and documents are its module in ``simulator/feeds/`` (the NBA CDN, ESPN,
+the demo counter), asked in turn for a path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -24,42 +27,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.feeds.leagues import SCOREBOARD_PATH as ESPN_SCOREBOARD_PATH
-from otf_dagster.feeds.leagues import SUMMARY_PATH as ESPN_SUMMARY_PATH
-from otf_dagster.feeds.leagues import default_leagues
-from otf_dagster.simulator import college, render, render_espn, slates
-from otf_dagster.simulator.feeds import FEEDS, nba_cdn
-from otf_dagster.simulator.replay import load_json
-from otf_dagster.simulator.routing import Request, Response, no_such_path
-from otf_dagster.simulator.routing import json_response as _json
-from otf_dagster.simulator.slate import (
-    SIM_LEAGUES,
-    SimGame,
-    make_slate,
-    sport_state_of,
-    state_of,
-)
+from otf_dagster.simulator import slates
+from otf_dagster.simulator.feeds import route
+from otf_dagster.simulator.routing import Request, Response, json_response, no_such_path
+from otf_dagster.simulator.slate import SimGame, make_slate, sport_state_of, state_of
 
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("error", "rate_limit", "slow", "malformed", "not_found", "drop")
 _ALIASES = {"429": "rate_limit", "404": "not_found", "timeout": "slow", "reset": "drop"}
-
-
-def _route(template: str, **groups: str) -> re.Pattern[str]:
-    """A feed's path template (``feeds``) as a route: each ``{name}`` a named group."""
-    pattern = re.escape(template)
-    for name, group in groups.items():
-        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})")
-    return re.compile(f"^{pattern}$")
-
-
-# The feeds' own paths (feeds/nba_cdn.py, feeds/leagues.py), so the simulator and the clients
-# never disagree on where a document is.
-_ESPN_PATHS = {
-    "scoreboard": _route(ESPN_SCOREBOARD_PATH, pair="[^/]+/[^/]+"),
-    "summary": _route(ESPN_SUMMARY_PATH, pair="[^/]+/[^/]+"),
-}
 
 
 @dataclass
@@ -281,57 +257,23 @@ class Simulator:
         if path.startswith("/_sim/"):
             return self._control(method, path, body)
         if method != "GET":
-            return _json(405, {"code": 405, "message": f"{method} not allowed"})
-        now = self.now()
-        for what, pattern in _ESPN_PATHS.items():
-            m = pattern.match(path)
-            if m:
-                return self._espn(m.group("pair"), what, query, now)
-        request = Request(self, path, target, query, _lower(headers), now)
-        for feed in FEEDS:
-            handler = feed.match(path)
-            if handler is not None:
-                return handler(request)
-        return no_such_path(path)
-
-    def _espn(self, pair: str, what: str, query: dict[str, list[str]], now: float) -> Response:
-        league = default_leagues().find(pair)
-        if league is None:
-            return _json(404, {"code": 404, "message": f"no league {pair!r} at ESPN's paths"})
-        alias = league.alias
-        if what == "scoreboard":
-            raw = (query.get("dates") or [""])[0]
-            try:
-                day = datetime.strptime(raw, "%Y%m%d").date() if raw else self.today()
-            except ValueError:
-                return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
-            if alias == "nba":
-                return _json(200, render.espn_scoreboard(self.day_games(day), day))
-            if league.groups and self.college_games:
-                return _json(
-                    200,
-                    college.scoreboard(league.slug, league.sport, day, self.college_games, query),
-                )
-            if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
-                return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
-            return _json(200, render_espn.espn_scoreboard(alias, self.day_games(day, alias), day))
-        event = (query.get("event") or [""])[0]
-        game = self.game(event)
-        if game is None or game.espn_id != event or game.league != alias:
-            return _json(404, load_json("espn_error_404.json"))
-        if alias == "nba":
-            return _json(200, render.espn_summary(game, state_of(game, now)))
-        return _json(200, render_espn.espn_summary(game, sport_state_of(game, now)))
+            return json_response(405, {"code": 405, "message": f"{method} not allowed"})
+        found = route(path)
+        if found is None:
+            return no_such_path(path)
+        _feed, serve = found
+        headers = {name.lower(): value for name, value in (headers or {}).items()}
+        return serve(Request(self, path, target, query, headers, self.now()))
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
         if path == "/_sim/state" and method == "GET":
-            return _json(200, self.state())
+            return json_response(200, self.state())
         if path == "/_sim/faults":
             if method == "GET":
-                return _json(200, {"faults": self.faults()})
+                return json_response(200, {"faults": self.faults()})
             if method == "DELETE":
                 self.clear_faults()
-                return _json(200, {"faults": []})
+                return json_response(200, {"faults": []})
             if method == "POST":
                 try:
                     spec = json.loads(body or b"{}")
@@ -339,9 +281,9 @@ class Simulator:
                         spec.pop("path"), spec.pop("kind"), spec.pop("count", 1), **spec
                     )
                 except (ValueError, KeyError, TypeError, ConfigError) as exc:
-                    return _json(400, {"code": 400, "message": f"bad fault: {exc}"})
-                return _json(201, asdict(fault))
-        return _json(404, {"code": 404, "message": f"no control endpoint {method} {path}"})
+                    return json_response(400, {"code": 400, "message": f"bad fault: {exc}"})
+                return json_response(201, asdict(fault))
+        return json_response(404, {"code": 404, "message": f"no control endpoint {method} {path}"})
 
     def _faulty(self, target: str) -> tuple[Response | None, bool]:
         """(response to send instead, drop connection?) for an injected fault."""
@@ -367,15 +309,16 @@ class Simulator:
             text = fault.body or "<html><body><h1>502 Bad Gateway</h1> simulated broken body"
             return Response(200, text.encode(), "application/json"), False
         if fault.kind == "not_found":
-            if "/apis/" in target:
-                return _json(404, load_json("espn_error_404.json")), False
-            return nba_cdn.not_found(target), False
+            return _not_found(target), False
         body = fault.body or json.dumps({"code": fault.status, "message": "simulated failure"})
         return Response(fault.status, body.encode()), False
 
 
-def _lower(headers: dict[str, str] | None) -> dict[str, str]:
-    return {name.lower(): value for name, value in (headers or {}).items()}
+def _not_found(target: str) -> Response:
+    """The 404 of the feed that serves ``target`` (the simulator's own for no feed's path)."""
+    path = urlsplit(target).path
+    found = route(path)
+    return found[0].not_found(path) if found else no_such_path(path)
 
 
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
@@ -402,7 +345,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     response = sim.handle(method, self.path, body, dict(self.headers))
                 except Exception:  # a simulator bug must answer, not hang the client
                     log.exception("simulator failed on %s %s", method, self.path)
-                    response = _json(500, {"code": 500, "message": "simulator bug"})
+                    response = json_response(500, {"code": 500, "message": "simulator bug"})
             try:
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)

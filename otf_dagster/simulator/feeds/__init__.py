@@ -8,6 +8,18 @@ Each exposes ``ROUTES``, ``match(path) -> handler | None`` and ``not_found(path)
 
 from __future__ import annotations
 
-from otf_dagster.simulator.feeds import demo, nba_cdn
+from types import ModuleType
 
-FEEDS = (nba_cdn, demo)
+from otf_dagster.simulator.feeds import demo, espn, nba_cdn
+from otf_dagster.simulator.routing import Handler
+
+FEEDS: tuple[ModuleType, ...] = (nba_cdn, espn, demo)
+
+
+def route(path: str) -> tuple[ModuleType, Handler] | None:
+    """The feed that serves ``path`` and its handler (None: no feed's path)."""
+    for feed in FEEDS:
+        handler = feed.match(path)
+        if handler is not None:
+            return feed, handler
+    return None
