@@ -239,6 +239,8 @@ class Simulator:
         }
 
     def day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
+        """A league's games listed on ``day``, each with its replay state now (the feeds'
+        scoreboards)."""
         now = self.now()
         state = state_of if league == "nba" else sport_state_of
         return [(g, state(g, now)) for g in self.games if g.day == day and g.league == league]
