@@ -196,6 +196,15 @@ class Replay:
             first.stats["assists"] += 1
         return players
 
+    def players_by_side(self, state: ReplayState) -> dict[str, list[PlayerState]]:
+        """The box-score lines at ``state``, home and away, in person id order (both feeds
+        list the same players)."""
+        out: dict[str, list[PlayerState]] = {"home": [], "away": []}
+        players = self.player_stats(state.actions, state.corrected)
+        for player in sorted(players.values(), key=lambda p: p.person_id):
+            out["home" if player.team == self.home else "away"].append(player)
+        return out
+
 
 def _zero_stats() -> dict[str, int]:
     return {

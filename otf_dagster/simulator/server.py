@@ -5,13 +5,16 @@ It serves the real paths in the real shapes, replaying recorded games on an acce
 ``/apis/site/v2/sports/{sport}/{league}/scoreboard|summary`` for every league of its slate
 (NFL, MLB, NHL). It can be told to misbehave (5xx, 429, slow, broken bodies, 404, dropped
 connections) so the client's retry rules can be tested for real.
+
+This module holds the lifecycle, the slate, the faults and the ``/_sim/`` control endpoints;
+each feed's routes and documents are its module in ``simulator/feeds/`` (the NBA CDN, ESPN,
+the demo counter), asked in turn for a path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -24,58 +27,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otf_dagster.exceptions import ConfigError
-from otf_dagster.feeds import nba_cdn
-from otf_dagster.feeds.leagues import SCOREBOARD_PATH as ESPN_SCOREBOARD_PATH
-from otf_dagster.feeds.leagues import SUMMARY_PATH as ESPN_SUMMARY_PATH
-from otf_dagster.feeds.leagues import default_leagues
-from otf_dagster.simulator import college, render, render_espn, slates
-from otf_dagster.simulator.replay import load_json
-from otf_dagster.simulator.slate import (
-    SIM_LEAGUES,
-    SimGame,
-    make_slate,
-    sport_state_of,
-    state_of,
-)
+from otf_dagster.simulator import slates
+from otf_dagster.simulator.feeds import route
+from otf_dagster.simulator.routing import Request, Response, json_response, no_such_path
+from otf_dagster.simulator.slate import SimGame, make_slate, sport_state_of, state_of
 
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("error", "rate_limit", "slow", "malformed", "not_found", "drop")
 _ALIASES = {"429": "rate_limit", "404": "not_found", "timeout": "slow", "reset": "drop"}
-
-
-def _route(template: str, **groups: str) -> re.Pattern[str]:
-    """A feed's path template (``feeds``) as a route: each ``{name}`` a named group."""
-    pattern = re.escape(template)
-    for name, group in groups.items():
-        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})")
-    return re.compile(f"^{pattern}$")
-
-
-# The feeds' own paths (feeds/nba_cdn.py, feeds/leagues.py), so the simulator and the clients
-# never disagree on where a document is.
-_BOX = _route(nba_cdn.BOXSCORE_PATH, game_id="[^/]+")
-_PBP = _route(nba_cdn.PLAYBYPLAY_PATH, game_id="[^/]+")
-_COUNTER = re.compile(r"^/demo/count/(?P<key>[A-Za-z0-9_.:-]{1,120})\.json$")
-NBA_SCOREBOARD = nba_cdn.SCOREBOARD_PATH
-NBA_SCHEDULE = nba_cdn.SCHEDULE_PATH
-_ESPN_PATHS = {
-    "scoreboard": _route(ESPN_SCOREBOARD_PATH, pair="[^/]+/[^/]+"),
-    "summary": _route(ESPN_SUMMARY_PATH, pair="[^/]+/[^/]+"),
-}
-# Since May 2026 cdn.nba.com's edge refuses liveData requests without an nba.com Referer, with
-# Akamai's HTML page; the simulator does the same, so only a client that sends it passes.
-NBA_LIVE_PREFIX = "/static/json/liveData/"
-NBA_REFERER = "https://www.nba.com"
-NBA_REFUSED = (
-    b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n \n"
-    b'You don\'t have permission to access "%s" on this server.<P>\n'
-    b"Reference&#32;&#35;18&#46;otf&#46;simulator\n</BODY>\n</HTML>\n"
-)
-NBA_404 = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
-    b"<Message>The specified key does not exist.</Message></Error>"
-)
 
 
 @dataclass
@@ -89,18 +49,6 @@ class Fault:
     retry_after: float = 1.0
     seconds: float = 1.0
     body: str | None = None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json; charset=utf-8"
-    headers: dict[str, str] | None = None
-
-
-def _json(status: int, doc: Any) -> Response:
-    return Response(status, json.dumps(doc, separators=(",", ":")).encode())
 
 
 class Simulator:
@@ -290,7 +238,9 @@ class Simulator:
             "games": out,
         }
 
-    def _day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
+    def day_games(self, day: date, league: str = "nba") -> list[tuple[SimGame, Any]]:
+        """A league's games listed on ``day``, each with its replay state now (the feeds'
+        scoreboards)."""
         now = self.now()
         state = state_of if league == "nba" else sport_state_of
         return [(g, state(g, now)) for g in self.games if g.day == day and g.league == league]
@@ -309,72 +259,23 @@ class Simulator:
         if path.startswith("/_sim/"):
             return self._control(method, path, body)
         if method != "GET":
-            return _json(405, {"code": 405, "message": f"{method} not allowed"})
-        if path.startswith(NBA_LIVE_PREFIX):
-            referer = {k.lower(): v for k, v in (headers or {}).items()}.get("referer", "")
-            if not referer.startswith(NBA_REFERER):
-                return Response(403, NBA_REFUSED % path.encode(), "text/html")
-        now = self.now()
-        if path == NBA_SCOREBOARD:
-            day = self.today()
-            return _json(200, render.nba_scoreboard(self._day_games(day), day, target, now))
-        if path == NBA_SCHEDULE:
-            games = [(g, state_of(g, now)) for g in self.games if g.league == "nba"]
-            return _json(200, render.nba_schedule(games, target, now))
-        for pattern, draw in ((_BOX, render.nba_boxscore), (_PBP, render.nba_playbyplay)):
-            m = pattern.match(path)
-            if m:
-                game = self.game(m.group("game_id"))
-                if game is None or game.nba_id != m.group("game_id"):
-                    return Response(404, NBA_404, "application/xml")
-                return _json(200, draw(game, state_of(game, now), target, now))
-        for what, pattern in _ESPN_PATHS.items():
-            m = pattern.match(path)
-            if m:
-                return self._espn(m.group("pair"), what, query, now)
-        m = _COUNTER.match(path)
-        if m:
-            return counter(m.group("key"), query, now)
-        return _json(404, {"code": 404, "message": f"no such path {path!r} in the simulator"})
-
-    def _espn(self, pair: str, what: str, query: dict[str, list[str]], now: float) -> Response:
-        league = default_leagues().find(pair)
-        if league is None:
-            return _json(404, {"code": 404, "message": f"no league {pair!r} at ESPN's paths"})
-        alias = league.alias
-        if what == "scoreboard":
-            raw = (query.get("dates") or [""])[0]
-            try:
-                day = datetime.strptime(raw, "%Y%m%d").date() if raw else self.today()
-            except ValueError:
-                return _json(400, {"code": 400, "message": f"Invalid dates parameter {raw!r}"})
-            if alias == "nba":
-                return _json(200, render.espn_scoreboard(self._day_games(day), day))
-            if league.groups and self.college_games:
-                return _json(
-                    200,
-                    college.scoreboard(league.slug, league.sport, day, self.college_games, query),
-                )
-            if alias not in SIM_LEAGUES:  # a league with no recorded game: an empty day
-                return _json(200, {"leagues": [{"slug": league.slug}], "events": []})
-            return _json(200, render_espn.espn_scoreboard(alias, self._day_games(day, alias), day))
-        event = (query.get("event") or [""])[0]
-        game = self.game(event)
-        if game is None or game.espn_id != event or game.league != alias:
-            return _json(404, load_json("espn_error_404.json"))
-        if alias == "nba":
-            return _json(200, render.espn_summary(game, state_of(game, now)))
-        return _json(200, render_espn.espn_summary(game, sport_state_of(game, now)))
+            return json_response(405, {"code": 405, "message": f"{method} not allowed"})
+        found = route(path)
+        if found is None:
+            return no_such_path(path)
+        _feed, serve = found
+        headers = {name.lower(): value for name, value in (headers or {}).items()}
+        return serve(Request(self, path, target, query, headers, self.now()))
 
     def _control(self, method: str, path: str, body: bytes) -> Response:
         if path == "/_sim/state" and method == "GET":
-            return _json(200, self.state())
+            return json_response(200, self.state())
         if path == "/_sim/faults":
             if method == "GET":
-                return _json(200, {"faults": self.faults()})
+                return json_response(200, {"faults": self.faults()})
             if method == "DELETE":
                 self.clear_faults()
-                return _json(200, {"faults": []})
+                return json_response(200, {"faults": []})
             if method == "POST":
                 try:
                     spec = json.loads(body or b"{}")
@@ -382,9 +283,9 @@ class Simulator:
                         spec.pop("path"), spec.pop("kind"), spec.pop("count", 1), **spec
                     )
                 except (ValueError, KeyError, TypeError, ConfigError) as exc:
-                    return _json(400, {"code": 400, "message": f"bad fault: {exc}"})
-                return _json(201, asdict(fault))
-        return _json(404, {"code": 404, "message": f"no control endpoint {method} {path}"})
+                    return json_response(400, {"code": 400, "message": f"bad fault: {exc}"})
+                return json_response(201, asdict(fault))
+        return json_response(404, {"code": 404, "message": f"no control endpoint {method} {path}"})
 
     def _faulty(self, target: str) -> tuple[Response | None, bool]:
         """(response to send instead, drop connection?) for an injected fault."""
@@ -410,27 +311,16 @@ class Simulator:
             text = fault.body or "<html><body><h1>502 Bad Gateway</h1> simulated broken body"
             return Response(200, text.encode(), "application/json"), False
         if fault.kind == "not_found":
-            if "/apis/" in target:
-                return _json(404, load_json("espn_error_404.json")), False
-            return Response(404, NBA_404, "application/xml"), False
+            return _not_found(target), False
         body = fault.body or json.dumps({"code": fault.status, "message": "simulated failure"})
         return Response(fault.status, body.encode()), False
 
 
-def counter(key: str, query: dict[str, list[str]], now: float) -> Response:
-    """A synthetic feed for runner pools at scale (``make dev``'s pool demo, the pool bench):
-    ``/demo/count/KEY.json?start=EPOCH&steps=N&every=S`` counts from 0 at ``start`` to ``N``,
-    one step every ``S`` seconds, then says done. Cheap to serve: no replay behind it."""
-    try:
-        start = float((query.get("start") or ["0"])[0])
-        steps = int((query.get("steps") or ["20"])[0])
-        every = float((query.get("every") or ["5"])[0])
-        if every <= 0 or steps < 0:
-            raise ValueError("every must be > 0 and steps >= 0")
-    except ValueError as exc:
-        return _json(400, {"code": 400, "message": f"bad counter parameters: {exc}"})
-    count = max(0, min(steps, int((now - start) // every)))
-    return _json(200, {"key": key, "count": count, "steps": steps, "done": count >= steps})
+def _not_found(target: str) -> Response:
+    """The 404 of the feed that serves ``target`` (the simulator's own for no feed's path)."""
+    path = urlsplit(target).path
+    found = route(path)
+    return found[0].not_found(path) if found else no_such_path(path)
 
 
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
@@ -457,7 +347,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     response = sim.handle(method, self.path, body, dict(self.headers))
                 except Exception:  # a simulator bug must answer, not hang the client
                     log.exception("simulator failed on %s %s", method, self.path)
-                    response = _json(500, {"code": 500, "message": "simulator bug"})
+                    response = json_response(500, {"code": 500, "message": "simulator bug"})
             try:
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)

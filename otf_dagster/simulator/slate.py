@@ -66,6 +66,11 @@ class SimGame:
             "players are the recorded ones"
         )
 
+    @property
+    def simulator_note(self) -> dict[str, Any]:
+        """What every payload of the game says of it, under ``_simulator``."""
+        return {"synthesized": self.synthesized, "note": self.note}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "league": self.league,

@@ -12,7 +12,8 @@ from otf_dagster.feeds.derive import apply_events, derive_events, empty_like
 from otf_dagster.feeds.espn import parse_espn_summary
 from otf_dagster.feeds.models import BoxScore, GameStatus, TeamLine
 from otf_dagster.feeds.nba_cdn import parse_nba_boxscore
-from otf_dagster.simulator import render
+from otf_dagster.simulator.feeds import espn as sim_espn
+from otf_dagster.simulator.feeds import nba_cdn as sim_cdn
 from otf_dagster.simulator.replay import CORRECTION_AFTER, recorded_replay
 from otf_dagster.simulator.slate import make_slate
 from otf_dagster_tests.helpers import T0
@@ -25,8 +26,8 @@ def snapshot(t: float, provider: str) -> BoxScore:
     """The box score the simulator would serve ``t`` game seconds after tip-off (no HTTP)."""
     state = recorded_replay().state_at(t)
     if provider == "espn":
-        return parse_espn_summary(render.espn_summary(GAME, state), GAME.espn_id)
-    return parse_nba_boxscore(render.nba_boxscore(GAME, state, "/x", T0))
+        return parse_espn_summary(sim_espn.nba_summary(GAME, state), GAME.espn_id)
+    return parse_nba_boxscore(sim_cdn.boxscore(GAME, state, "/x", T0))
 
 
 def key(box: BoxScore) -> tuple:

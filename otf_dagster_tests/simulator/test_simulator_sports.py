@@ -16,7 +16,7 @@ from otf_dagster.feeds.espn import parse_espn_summary
 from otf_dagster.feeds.leagues import league
 from otf_dagster.simulator import Simulator
 from otf_dagster.simulator.espn_replay import sport_replay
-from otf_dagster.simulator.render_espn import espn_summary
+from otf_dagster.simulator.feeds.espn import sport_summary
 from otf_dagster.simulator.slate import make_slate
 from otf_dagster_tests.helpers import T0, FakeClock, load
 
@@ -216,7 +216,7 @@ GAMES = {alias: make_slate(1, T0, 0, 0, leagues=(alias,))[0] for alias in ("nfl"
 def replayed(alias: str, t: float):
     state = sport_replay(alias).state_at(t)
     game = GAMES[alias]
-    return parse_espn_summary(espn_summary(game, state), game.espn_id, league(alias))
+    return parse_espn_summary(sport_summary(game, state), game.espn_id, league(alias))
 
 
 def rebuild_key(box) -> tuple:
