@@ -81,6 +81,16 @@ class MalformedFeed(FatalFeedError):
     """The feed answered, but not with the JSON shape expected; names the URL and an excerpt."""
 
 
+class HostBusy(OtfError):
+    """Every request turn of a feed host is taken (``OTF_FEED_MAX_PER_HOST``): a runner pool's
+    poll is not made now, and the pool holds the task back until the host has a free turn
+    (a worker thread never waits on a full host). Not a failed poll: nothing is counted."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"feed host {host} is at its limit of requests at a time; polled later")
+        self.host = host
+
+
 # --- polls ---------------------------------------------------------------------------------
 
 

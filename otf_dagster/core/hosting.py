@@ -92,6 +92,7 @@ class Step:
     report: PollReport | None
     ended: RunOutcome | None = None
     delay: float = 0.0
+    busy: str | None = None  # the feed host whose turn the poll waits for (HostBusy): not made
 
 
 class Clock(Protocol):

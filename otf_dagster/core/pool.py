@@ -77,6 +77,7 @@ class Hosted:
     task: hosting.HostedTask
     in_flight_since: float | None = None
     dropped: bool = False
+    released_for: str | None = None  # the host whose free turn this poll was let out for
 
     @property
     def task_id(self) -> str:
@@ -99,6 +100,7 @@ class PoolSummary:
     polls: int = 0
     errors: int = 0
     given_back: int = 0
+    held_back: int = 0  # polls held back for a feed host with no free turn (HostBusy)
     ended: str = ""
 
 
@@ -151,6 +153,9 @@ class RunnerPool:
             host_limits=host_limits
             if host_limits is not None
             else settings.FEED_HOST_LIMITS.read(),
+            # a worker never waits on a full host: its poll comes back HostBusy, and the task
+            # waits in ``_held`` (no thread) until the host gives a turn back
+            when_busy="raise",
         )
         self.types = TypeCache(store)
         self.summary = PoolSummary(pool_id)
@@ -160,6 +165,10 @@ class RunnerPool:
         self._done: deque[tuple[Hosted, Step | None, BaseException | None]] = deque()
         self._kick = threading.Event()
         self._wake = threading.Event()
+        # tasks held back per feed host (its turns all taken), and how many let out per host
+        # whose polls have not come back yet (they are about to take the free turns)
+        self._held: dict[str, deque[tuple[str, int]]] = {}
+        self._released: dict[str, int] = {}
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -190,6 +199,8 @@ class RunnerPool:
                     hosted, step, error = self._done.popleft()
                     in_flight -= 1
                     self._finished(hosted, step, error)
+                if self._held:
+                    self._release_held(now)
                 while self._heap and self._heap[0][0] <= now and in_flight < self.workers * 2:
                     _, _, task_id, attempt = heapq.heappop(self._heap)
                     hosted = self._hosted.get(task_id)
@@ -260,6 +271,9 @@ class RunnerPool:
             if wanted.get(task_id) != hosted.attempt:  # re-launched elsewhere, or ended
                 hosted.dropped = True
                 del self._hosted[task_id]
+                if hosted.released_for is not None and hosted.in_flight_since is None:
+                    self._released[hosted.released_for] -= 1  # let out, never to be polled
+                    hosted.released_for = None
         extra: list[str] = []
         for task_id, attempt in assigned:
             if task_id in self._hosted:
@@ -298,6 +312,23 @@ class RunnerPool:
     def _schedule(self, task_id: str, attempt: int, delay: float) -> None:
         heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), task_id, attempt))
 
+    def _release_held(self, now: float) -> None:
+        """Let out as many held-back tasks of each host as it has free turns (less those let
+        out already and not back), oldest first, to poll now."""
+        for host, queue in list(self._held.items()):
+            room = self.clients.free(host) - self._released.get(host, 0)
+            while room > 0 and queue:
+                task_id, attempt = queue.popleft()
+                hosted = self._hosted.get(task_id)
+                if hosted is None or hosted.attempt != attempt:
+                    continue  # ended or re-launched elsewhere meanwhile
+                hosted.released_for = host
+                self._released[host] = self._released.get(host, 0) + 1
+                heapq.heappush(self._heap, (now, next(self._seq), task_id, attempt))
+                room -= 1
+            if not queue:
+                del self._held[host]
+
     # --- one poll (a worker thread) --------------------------------------------------------
 
     def _poll(self, hosted: Hosted) -> Step | None:
@@ -313,6 +344,9 @@ class RunnerPool:
 
     def _finished(self, hosted: Hosted, step: Step | None, error: BaseException | None) -> None:
         hosted.in_flight_since = None
+        if hosted.released_for is not None:
+            self._released[hosted.released_for] -= 1
+            hosted.released_for = None
         if hosted.dropped or self._hosted.get(hosted.task_id) is not hosted:
             return
         if error is not None:  # the database stayed away, or a bug: try again later
@@ -320,6 +354,10 @@ class RunnerPool:
             self._schedule(hosted.task_id, hosted.attempt, hosted.task.retry_in(error))
             return
         if step is None:
+            return
+        if step.busy is not None:  # not polled: held back until its host has a free turn
+            self.summary.held_back += 1
+            self._held.setdefault(step.busy, deque()).append((hosted.task_id, hosted.attempt))
             return
         self.summary.polls += step.report is not None
         if step.report is not None and step.report.error:

@@ -34,6 +34,7 @@ from otf_dagster.exceptions import (
     ConfigError,
     DatabaseUnavailable,
     FeedError,
+    HostBusy,
     InvalidTaskType,
     PollError,
     RetriableFeedError,
@@ -51,6 +52,9 @@ from otf_dagster.vocab.tasks import EventRecord, Task, TaskState, TaskType
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 2
+# A poll whose feed host had no free turn is tried again this soon, unless its host (a runner
+# pool) wakes it sooner, when a turn is given back.
+HOST_BUSY_RETRY_SECONDS = 0.5
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the task_events_kind_format CHECK
 _FINISH = {Outcome.DONE: TaskState.FINISHED, Outcome.FAILED: TaskState.FAILED}
 
@@ -275,6 +279,8 @@ class TaskRunner:
             if ttype.spawn:
                 follow_ups += self.handlers.follow_ups(ttype.spawn, client.last_document, now)
             records = self._records(result)
+        except HostBusy as exc:  # not polled: the host's turns are taken (a pool holds it back)
+            return Step(None, None, HOST_BUSY_RETRY_SECONDS, busy=exc.host)
         except UnknownGame as exc:
             reason = f"unknown game: {exc}"
             return Step(None, self._end(TaskState.FAILED, reason, cp, (lateness or 0.0, reason)))

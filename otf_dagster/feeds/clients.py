@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from otf_dagster.exceptions import HostBusy
 from otf_dagster.feeds.http import FeedClient
 from otf_dagster.feeds.leagues import LEAGUES_FILE_ENV, load_leagues
 from otf_dagster.feeds.providers import DEFAULT_BASE_URLS
@@ -25,7 +26,9 @@ class Clients:
     that many requests are in flight to one host at a time (a runner pool's thousands of
     tasks never hit a feed all at once); the others wait their turn. ``host_limits`` overrides
     it per host (``OTF_FEED_HOST_LIMITS``): a key is ``host:port`` or a host name (any port).
-    Each host has its own permits: a slow host never holds another host's turn."""
+    Each host has its own permits: a slow host never holds another host's turn. With
+    ``when_busy="raise"`` (a runner pool) a request finding its host's turns all taken does not
+    wait: it raises HostBusy, and the pool holds the task back until ``free(host)``."""
 
     def __init__(
         self,
@@ -35,7 +38,11 @@ class Clients:
         per_host: int | None = None,
         host_limits: Mapping[str, int] | None = None,
         hosts: Mapping[str, str] | None = None,
+        when_busy: str = "wait",
     ) -> None:
+        if when_busy not in ("wait", "raise"):
+            raise ValueError(f"when_busy must be 'wait' or 'raise', not {when_busy!r}")
+        self.when_busy = when_busy
         self.timeout = timeout
         self.min_pool_maxsize = pool_maxsize
         self.per_host = per_host
@@ -44,7 +51,7 @@ class Clients:
         # cdn.nba.com gets its Referer; the type's own headers win by name, per request)
         self.hosts = dict(hosts) if hosts is not None else feed_hosts()
         self._clients: dict[str, FeedClient] = {}
-        self._limits: dict[str, threading.BoundedSemaphore] = {}
+        self._limits: dict[str, HostTurns] = {}
         self._lock = threading.Lock()
 
     def limit_for(self, base_url: str) -> int | None:
@@ -71,13 +78,16 @@ class Clients:
                     pool_maxsize=max(self.min_pool_maxsize, limit or 0),
                     headers=headers,
                 )
-                if limit:  # one semaphore per host, shared by every base URL on it
-                    permits = self._limits.setdefault(
-                        host.lower(), threading.BoundedSemaphore(limit)
-                    )
-                    client = _Limited(client, permits)
+                if limit:  # one set of turns per host, shared by every base URL on it
+                    turns = self._limits.setdefault(host.lower(), HostTurns(host.lower(), limit))
+                    client = _Limited(client, turns, wait=self.when_busy == "wait")
                 self._clients[base_url] = client
             return client
+
+    def free(self, host: str) -> int:
+        """Turns free now at ``host`` (``HostBusy.host``); a host with no limit: a large number."""
+        turns = self._limits.get(host)
+        return turns.free() if turns is not None else 1 << 30
 
     def close(self) -> None:
         with self._lock:
@@ -92,12 +102,43 @@ class Clients:
         self.close()
 
 
-class _Limited:
-    """A FeedClient whose requests take a permit of their host's semaphore."""
+class HostTurns:
+    """A host's requests at a time: ``limit`` turns, taken and given back (a counting
+    semaphore that also says how many are free, for a pool deciding what to hold back)."""
 
-    def __init__(self, client: FeedClient, limit: threading.BoundedSemaphore) -> None:
-        self.client = client
+    def __init__(self, host: str, limit: int) -> None:
+        self.host = host
         self.limit = limit
+        self.taken = 0
+        self._cond = threading.Condition()
+
+    def take(self, wait: bool) -> bool:
+        with self._cond:
+            while self.taken >= self.limit:
+                if not wait:
+                    return False
+                self._cond.wait()
+            self.taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._cond:
+            self.taken -= 1
+            self._cond.notify()
+
+    def free(self) -> int:
+        with self._cond:
+            return self.limit - self.taken
+
+
+class _Limited:
+    """A FeedClient whose requests take a turn of their host's: waiting for one, or (``wait``
+    False) raising HostBusy when none is free."""
+
+    def __init__(self, client: FeedClient, turns: HostTurns, *, wait: bool = True) -> None:
+        self.client = client
+        self.turns = turns
+        self.wait = wait
         self.base_url = client.base_url
 
     def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
@@ -109,8 +150,12 @@ class _Limited:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        with self.limit:
+        if not self.turns.take(self.wait):
+            raise HostBusy(self.turns.host)
+        try:
             return self.client.get_json(url_or_path, params, headers=headers)
+        finally:
+            self.turns.give_back()
 
     def close(self) -> None:
         self.client.close()

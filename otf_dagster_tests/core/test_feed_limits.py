@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -150,4 +150,39 @@ def test_a_host_that_does_not_answer_does_not_hold_back_tasks_on_another_host(db
             slow.open()
             pool.wait()
     assert {store.get_task(f"slow:s{i}").state for i in range(4)} == {TaskState.FINISHED}
+    assert slow.most == 2
+
+
+def test_a_full_host_holds_no_worker_so_more_slow_tasks_than_workers_starve_nothing(db_url, store):
+    """Twelve tasks on a host that answers nothing until released, three on another host,
+    a pool of 4 workers and 2 requests at a time per host: a poll finding the slow host's
+    turns taken comes back at once (HostBusy) and waits without a thread, so the other host's
+    three finish while the slow host holds two requests. Planted: a poll waiting for its
+    host's turn (``when_busy="wait"`` in the pool): the slow host's polls took every worker
+    and the three never finished."""
+    with GatedFeed({"n": 0, "done": True}) as slow, ScriptedFeed() as fast:
+        task_types.apply(store, [ping_type(fast.base_url), ping_type(slow.base_url, name="SLOW")])
+        now = datetime.now(UTC)
+        # the slow host's tasks fall due first, so they are first in line for the workers
+        store.schedule_tasks(
+            "SLOW", [(f"s{i:02}", now - timedelta(seconds=30), {}) for i in range(12)]
+        )
+        for key in ("a", "b", "c"):
+            script(fast, key)
+        schedule(store, ["a", "b", "c"])
+        report = tick(store, capacity=20)
+        [pool_id] = report.assigned
+        with PoolThread(
+            db_url, pool_id, 20, workers=4, per_host=2, host_limits={}, timeout=(1.0, 300.0)
+        ) as pool:
+            wait_for(lambda: slow.state()[0] == 2, "two held polls of the slow host", 60)
+            wait_for(
+                lambda: len(pool.ended) >= 3, "a, b and c beside the slow host", 120, every=0.05
+            )
+            assert sorted(t for t, _ in pool.ended) == ["ping:a", "ping:b", "ping:c"]
+            assert slow.state() == (2, 0) and slow.most == 2
+            assert pool.pool.summary.held_back >= 10  # the other ten came back, not waited
+            slow.open()
+            pool.wait()
+    assert {store.get_task(f"slow:s{i:02}").state for i in range(12)} == {TaskState.FINISHED}
     assert slow.most == 2
