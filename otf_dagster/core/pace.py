@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from otf_dagster import settings
 from otf_dagster.core.store import TaskStore
+from otf_dagster.feeds.clients import Wrapped
 
 RPS_ENV = settings.BACKFILL_RPS.env
 DEFAULT_RPS = settings.BACKFILL_RPS.default
@@ -59,21 +60,17 @@ class Pace:
         return 0.0 if wait <= NOW_SECONDS else wait
 
 
-class PacedClient:
+class PacedClient(Wrapped):
     """A feed client whose every request first waits for its host's next backfill slot (for
     code that may block: an ingest's run or the ``otf backfill`` command)."""
 
     def __init__(
         self, client: Any, pace: Pace, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.client = client
+        super().__init__(client)
         self.pace = pace
         self.sleep = sleep
-        self.base_url = client.base_url
         self.waited = 0.0  # seconds spent waiting for slots, for the caller to report
-
-    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
-        return self.client.url_for(url_or_path, params)
 
     def get_json(
         self,
@@ -86,6 +83,3 @@ class PacedClient:
             self.waited += wait
             self.sleep(wait)
         return self.client.get_json(url_or_path, params, headers=headers)
-
-    def close(self) -> None:
-        self.client.close()

@@ -131,18 +131,41 @@ class HostTurns:
             return self.limit - self.taken
 
 
-class _Limited:
+class Wrapped:
+    """A JSON client (``vocab.poll.JsonClient``) in front of another: every call goes to the
+    wrapped client; a subclass adds what it does around ``get_json`` (a host's turn, the
+    documents a poll fetched, a backfill's pace)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
+        return self.client.url_for(url_or_path, params)
+
+    def get_json(
+        self,
+        url_or_path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        return self.client.get_json(url_or_path, params, headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _Limited(Wrapped):
     """A FeedClient whose requests take a turn of their host's: waiting for one, or (``wait``
     False) raising HostBusy when none is free."""
 
     def __init__(self, client: FeedClient, turns: HostTurns, *, wait: bool = True) -> None:
-        self.client = client
+        super().__init__(client)
         self.turns = turns
         self.wait = wait
-        self.base_url = client.base_url
-
-    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
-        return self.client.url_for(url_or_path, params)
 
     def get_json(
         self,
@@ -157,23 +180,13 @@ class _Limited:
         finally:
             self.turns.give_back()
 
-    def close(self) -> None:
-        self.client.close()
 
-
-class PollClient:
+class PollClient(Wrapped):
     """A FeedClient as one poll sees it: the documents fetched are kept for ``spawn``."""
 
-    def __init__(self, client: FeedClient) -> None:
-        self.client = client
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
         self.documents: list[Any] = []
-
-    @property
-    def base_url(self) -> str:
-        return self.client.base_url
-
-    def url_for(self, url_or_path: str, params: dict[str, Any] | None = None) -> str:
-        return self.client.url_for(url_or_path, params)
 
     def get_json(
         self,
