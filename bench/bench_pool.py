@@ -143,7 +143,9 @@ def feed_capacity(base_url: str, seconds: float = 8.0, threads: int = 32) -> flo
 # --- one pool, in a process of its own ------------------------------------------------------
 
 
-def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, out) -> None:
+def pool_process(
+    url: str, base_url: str, pool_id: str, n: int, window: float, group_commit: bool, out
+) -> None:
     from otf_dagster.core.pool import RunnerPool
 
     lateness: list[float] = []
@@ -178,6 +180,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
         feed_base_url=base_url,
         on_poll=on_poll,
         stop=stop,
+        group_commit=group_commit,
     )
     empty_rss = me.memory_info().rss
     thread = threading.Thread(target=pool.run, daemon=True)
@@ -203,6 +206,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
             "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
             (f"%{pool_id}%",),
         ).fetchone()[0]
+    gc = pool.committer.stats if pool.committer else None
     stop.set()
     thread.join(60)
     store.close()
@@ -223,6 +227,11 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
             "rss_per_task_kb": (peak_rss - empty_rss) / 1024 / n,
             "db_connections": connections,
             "errors": pool.summary.errors,
+            "group_commit": group_commit,
+            # the whole run's (warm-up included): poll writes per transaction
+            "writes_per_batch": gc.writes / gc.batches if gc and gc.batches else 1.0,
+            "largest_batch": gc.largest if gc else 1,
+            "batch_fallbacks": gc.fallbacks if gc else 0,
         }
     )
 
@@ -256,7 +265,8 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             [pool_id] = pools
             out = ctx.Queue()
             proc = ctx.Process(
-                target=pool_process, args=(url, base_url, pool_id, n, cfg["window"], out)
+                target=pool_process,
+                args=(url, base_url, pool_id, n, cfg["window"], cfg["group_commit"], out),
             )
             proc.start()
             step = out.get(timeout=cfg["window"] + 600)
@@ -267,7 +277,9 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             f"{step['polls_per_s']:.0f} polls/s, {step['events_per_s']:.0f} events/s, "
             f"{step['cpu_ms_per_poll']:.2f} CPU-ms/poll ({step['cpu_cores']:.2f} cores), "
             f"RSS {step['rss_mb']:.0f} MB ({step['rss_per_task_kb']:.1f} KB/task), "
-            f"{step['db_connections']} db connections, {step['errors']} errors"
+            f"{step['db_connections']} db connections, {step['errors']} errors, "
+            f"{step['writes_per_batch']:.1f} writes/commit (largest {step['largest_batch']}, "
+            f"{step['batch_fallbacks']} rolled back)"
         )
     return steps
 
@@ -577,6 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the feed server: nginx serving the counter document (default when nginx is "
         "installed: apt-get install nginx-light) or the simulator (Python)",
     )
+    parser.add_argument(
+        "--no-group-commit",
+        action="store_true",
+        help="the pool commits each poll alone (as before group commit, issue 19)",
+    )
     args = parser.parse_args(argv)
     if args.claim_only:
         with _common.bench_server() as server:
@@ -588,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             _common.write_results(results)
         return 0
     cfg = dict(QUICK if args.quick else FULL)
+    cfg["group_commit"] = not args.no_group_commit
     if args.ramp:
         cfg["ramp"] = [int(n) for n in args.ramp.split(",")]
     with _common.bench_server() as server:
