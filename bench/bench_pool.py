@@ -144,7 +144,14 @@ def feed_capacity(base_url: str, seconds: float = 8.0, threads: int = 32) -> flo
 
 
 def pool_process(
-    url: str, base_url: str, pool_id: str, n: int, window: float, group_commit: bool, out
+    url: str,
+    base_url: str,
+    pool_id: str,
+    n: int,
+    window: float,
+    group_commit: bool,
+    workers: int,
+    out,
 ) -> None:
     from otf_dagster.core.pool import RunnerPool
 
@@ -172,7 +179,7 @@ def pool_process(
         run_id=f"bench-{pool_id}",
         capacity=n,
         url=url,
-        workers=16,
+        workers=workers,
         per_host=16,
         idle_grace_seconds=3600,
         refresh_seconds=5.0,
@@ -266,7 +273,16 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             out = ctx.Queue()
             proc = ctx.Process(
                 target=pool_process,
-                args=(url, base_url, pool_id, n, cfg["window"], cfg["group_commit"], out),
+                args=(
+                    url,
+                    base_url,
+                    pool_id,
+                    n,
+                    cfg["window"],
+                    cfg["group_commit"],
+                    cfg["workers"],
+                    out,
+                ),
             )
             proc.start()
             step = out.get(timeout=cfg["window"] + 600)
@@ -594,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the pool commits each poll alone (as before group commit, issue 19)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=16, help="the pool's worker threads (default 16)"
+    )
     args = parser.parse_args(argv)
     if args.claim_only:
         with _common.bench_server() as server:
@@ -606,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cfg = dict(QUICK if args.quick else FULL)
     cfg["group_commit"] = not args.no_group_commit
+    cfg["workers"] = args.workers
     if args.ramp:
         cfg["ramp"] = [int(n) for n in args.ramp.split(",")]
     with _common.bench_server() as server:
