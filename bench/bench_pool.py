@@ -143,7 +143,16 @@ def feed_capacity(base_url: str, seconds: float = 8.0, threads: int = 32) -> flo
 # --- one pool, in a process of its own ------------------------------------------------------
 
 
-def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, out) -> None:
+def pool_process(
+    url: str,
+    base_url: str,
+    pool_id: str,
+    n: int,
+    window: float,
+    group_commit: bool,
+    workers: int,
+    out,
+) -> None:
     from otf_dagster.core.pool import RunnerPool
 
     lateness: list[float] = []
@@ -170,7 +179,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
         run_id=f"bench-{pool_id}",
         capacity=n,
         url=url,
-        workers=16,
+        workers=workers,
         per_host=16,
         idle_grace_seconds=3600,
         refresh_seconds=5.0,
@@ -178,6 +187,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
         feed_base_url=base_url,
         on_poll=on_poll,
         stop=stop,
+        group_commit=group_commit,
     )
     empty_rss = me.memory_info().rss
     thread = threading.Thread(target=pool.run, daemon=True)
@@ -203,6 +213,7 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
             "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
             (f"%{pool_id}%",),
         ).fetchone()[0]
+    gc = pool.committer.stats if pool.committer else None
     stop.set()
     thread.join(60)
     store.close()
@@ -223,6 +234,11 @@ def pool_process(url: str, base_url: str, pool_id: str, n: int, window: float, o
             "rss_per_task_kb": (peak_rss - empty_rss) / 1024 / n,
             "db_connections": connections,
             "errors": pool.summary.errors,
+            "group_commit": group_commit,
+            # the whole run's (warm-up included): poll writes per transaction
+            "writes_per_batch": gc.writes / gc.batches if gc and gc.batches else 1.0,
+            "largest_batch": gc.largest if gc else 1,
+            "batch_fallbacks": gc.fallbacks if gc else 0,
         }
     )
 
@@ -256,7 +272,17 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             [pool_id] = pools
             out = ctx.Queue()
             proc = ctx.Process(
-                target=pool_process, args=(url, base_url, pool_id, n, cfg["window"], out)
+                target=pool_process,
+                args=(
+                    url,
+                    base_url,
+                    pool_id,
+                    n,
+                    cfg["window"],
+                    cfg["group_commit"],
+                    cfg["workers"],
+                    out,
+                ),
             )
             proc.start()
             step = out.get(timeout=cfg["window"] + 600)
@@ -267,7 +293,9 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
             f"{step['polls_per_s']:.0f} polls/s, {step['events_per_s']:.0f} events/s, "
             f"{step['cpu_ms_per_poll']:.2f} CPU-ms/poll ({step['cpu_cores']:.2f} cores), "
             f"RSS {step['rss_mb']:.0f} MB ({step['rss_per_task_kb']:.1f} KB/task), "
-            f"{step['db_connections']} db connections, {step['errors']} errors"
+            f"{step['db_connections']} db connections, {step['errors']} errors, "
+            f"{step['writes_per_batch']:.1f} writes/commit (largest {step['largest_batch']}, "
+            f"{step['batch_fallbacks']} rolled back)"
         )
     return steps
 
@@ -577,6 +605,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the feed server: nginx serving the counter document (default when nginx is "
         "installed: apt-get install nginx-light) or the simulator (Python)",
     )
+    parser.add_argument(
+        "--no-group-commit",
+        action="store_true",
+        help="the pool commits each poll alone (as before group commit, issue 19)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=16, help="the pool's worker threads (default 16)"
+    )
     args = parser.parse_args(argv)
     if args.claim_only:
         with _common.bench_server() as server:
@@ -588,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
             _common.write_results(results)
         return 0
     cfg = dict(QUICK if args.quick else FULL)
+    cfg["group_commit"] = not args.no_group_commit
+    cfg["workers"] = args.workers
     if args.ramp:
         cfg["ramp"] = [int(n) for n in args.ramp.split(",")]
     with _common.bench_server() as server:

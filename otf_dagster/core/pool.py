@@ -37,6 +37,7 @@ from otf_dagster.core import hosting
 from otf_dagster.core.runner import PollReport, RunOutcome, Step, TaskRunner
 from otf_dagster.core.store import TaskStore
 from otf_dagster.core.store.db import connect, listen
+from otf_dagster.core.store.group_commit import GroupCommitter
 from otf_dagster.exceptions import DatabaseUnavailable, OtfError
 from otf_dagster.feeds.clients import Clients
 from otf_dagster.vocab.poll import HandlerRegistry
@@ -128,6 +129,7 @@ class RunnerPool:
         stop: threading.Event | None = None,
         clock: Any = None,
         timeout: tuple[float, float] = (3.05, 10.0),
+        group_commit: bool = True,
     ) -> None:
         self.store = store  # a pooled TaskStore (TaskStore.pooled): workers share it
         self.pool_id = pool_id
@@ -158,6 +160,9 @@ class RunnerPool:
             when_busy="raise",
         )
         self.types = TypeCache(store)
+        # the runners' poll writes, several tasks' per transaction (core/store/group_commit.py)
+        self.committer: GroupCommitter | None = None
+        self.group_commit = group_commit
         self.summary = PoolSummary(pool_id)
         self._hosted: dict[str, Hosted] = {}
         self._heap: list[tuple[float, int, str, int]] = []
@@ -178,6 +183,8 @@ class RunnerPool:
         ):
             self.summary.ended = "the pool had already ended or failed: nothing to host"
             return self.summary
+        if self.group_commit:
+            self.committer = GroupCommitter(self.url, application_name=f"{self.pool_id}-commit")
         listener = threading.Thread(target=self._listen, name=f"{self.pool_id}-listen", daemon=True)
         listener.start()
         executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self.pool_id)
@@ -251,6 +258,8 @@ class RunnerPool:
             self.stop.set()
             beater.shutdown(wait=True, cancel_futures=True)
             executor.shutdown(wait=True, cancel_futures=True)
+            if self.committer is not None:
+                self.committer.close()
             while self._done:
                 hosted, step, error = self._done.popleft()
                 self._finished(hosted, step, error)
@@ -296,6 +305,7 @@ class RunnerPool:
                 # the task is polled again later from its committed checkpoint.
                 db_retry_seconds=2.0,
                 db_retry_limit=15,
+                record_poll=self.committer.record_poll if self.committer else None,
             )
             self._hosted[task_id] = Hosted(
                 hosting.HostedTask(runner, fallback_interval=self.refresh_seconds)

@@ -120,8 +120,12 @@ class TaskRunner:
         db_retry_seconds: float = 2.0,
         db_retry_limit: int = 150,
         backfill_rps: float | None = None,
+        record_poll: Callable[[PollWrite], TaskState | None] | None = None,
     ) -> None:
         self.store = store
+        # where a poll's write goes: the store (one transaction per poll), or a pool's group
+        # committer (core/store/group_commit.py: same result, same exceptions)
+        self._record_poll = record_poll or store.record_poll
         self.task_id = task_id
         self.attempt = attempt
         self.run_id = run_id
@@ -446,7 +450,7 @@ class TaskRunner:
             follow_ups=follow_ups,
             poll_record=poll_record,
         )
-        state = self._db("record poll", lambda: self.store.record_poll(write))
+        state = self._db("record poll", lambda: self._record_poll(write))
         self.cp = cp
         self.events_written += len(records)
         return state

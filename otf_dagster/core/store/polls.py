@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from otf_dagster.core.store import pollstats, scheduling, task_types
 from otf_dagster.core.store.queries import query
 from otf_dagster.core.store.transitions import refusal
+from otf_dagster.exceptions import StaleTransition, StoreError, UnknownTask
 from otf_dagster.vocab.tasks import RUNNER_SERVICE, EventRecord, TaskState
 
 EVENTS_LOCK_KEY = 0x07F0_0002
@@ -54,45 +55,115 @@ class PollWrite:
 
 def record_poll(c: psycopg.Connection, w: PollWrite) -> TaskState | None:
     """See :meth:`TaskStore.record_poll`."""
-    row = c.execute(
-        query("save_checkpoint"),
-        {
-            "task_id": w.task_id,
-            "attempt": w.attempt,
-            "run_id": w.run_id,
-            "checkpoint": Jsonb(w.checkpoint),
-            "expected_seq": w.expected_seq,
-        },
-    ).fetchone()
+    row, done = fence(c, w)
     if row is None:
-        cur = c.execute(query("get_task"), {"task_id": w.task_id}).fetchone()
-        if (
-            w.expected_seq is not None
-            and cur is not None
-            and cur["attempt"] == w.attempt
-            and cur["run_id"] == w.run_id
-            and cur["checkpoint"] == w.checkpoint
-        ):
-            return TaskState(cur["state"]) if w.finish is not None else None  # already applied
-        raise refusal(c, w.task_id, "poll write", TaskState.STARTED, w.attempt, w.run_id)
+        return done
+    overall = apply(c, w, row["task_type"])
+    if w.events:
+        copy_events(c, [(w.task_id, w.run_id, row["task_type"], e) for e in w.events])
+    return overall
+
+
+def record_polls(
+    c: psycopg.Connection, writes: Sequence[PollWrite]
+) -> list[TaskState | None | StoreError]:
+    """Several tasks' poll writes in the caller's transaction (see :meth:`TaskStore.record_polls`),
+    in the order given (the caller sorts them by task id: the lock order). A write its fence
+    refuses is its exception in the list, having written nothing (the fence is its first
+    statement); any other error propagates and the caller rolls the whole batch back.
+
+    In a few round trips whatever the batch's size: every fence in one pipeline, the poll rows
+    in one ``executemany``, the events of every accepted write in one COPY at the end (the
+    events lock taken last, after every task row, as in a single write, and held to commit);
+    a runner's end and its follow-ups (a task's last poll) one by one."""
+    out: list[TaskState | None | StoreError] = [None] * len(writes)
+    with c.pipeline():
+        cursors = [c.execute(query("save_checkpoint"), _fence_params(w)) for w in writes]
+        matched = [cur.fetchone() for cur in cursors]
+    accepted: list[tuple[int, PollWrite, str]] = []
+    for i, (w, row) in enumerate(zip(writes, matched, strict=True)):
+        if row is not None:
+            accepted.append((i, w, row["task_type"]))
+            continue
+        try:
+            out[i] = _missed(c, w)
+        except (StaleTransition, UnknownTask) as exc:
+            out[i] = exc
+    pollstats.log_polls(
+        c, [_poll_row(w, task_type) for _, w, task_type in accepted if w.poll_record is not None]
+    )
+    events: list[EventRow] = []
+    for i, w, task_type in accepted:
+        out[i] = _finish_and_follow_ups(c, w)
+        events += [(w.task_id, w.run_id, task_type, e) for e in w.events]
+    if events:
+        copy_events(c, events)
+    return out
+
+
+def fence(c: psycopg.Connection, w: PollWrite) -> tuple[dict[str, Any] | None, TaskState | None]:
+    """The write's first statement: the checkpoint, fenced by (STARTED, attempt, runner) and
+    ``expected_seq``. (the task row, None) when it matched; (None, the overall state) when this
+    very write was applied already (a retry); refused (nothing written): StaleTransition, or
+    UnknownTask."""
+    row = c.execute(query("save_checkpoint"), _fence_params(w)).fetchone()
+    if row is not None:
+        return row, None
+    return None, _missed(c, w)
+
+
+def _fence_params(w: PollWrite) -> dict[str, Any]:
+    return {
+        "task_id": w.task_id,
+        "attempt": w.attempt,
+        "run_id": w.run_id,
+        "checkpoint": Jsonb(w.checkpoint),
+        "expected_seq": w.expected_seq,
+    }
+
+
+def _missed(c: psycopg.Connection, w: PollWrite) -> TaskState | None:
+    """A fence that matched no row: this very write applied already (a retry: its result),
+    else refused (raised)."""
+    cur = c.execute(query("get_task"), {"task_id": w.task_id}).fetchone()
+    if (
+        w.expected_seq is not None
+        and cur is not None
+        and cur["attempt"] == w.attempt
+        and cur["run_id"] == w.run_id
+        and cur["checkpoint"] == w.checkpoint
+    ):
+        return TaskState(cur["state"]) if w.finish is not None else None  # already applied
+    raise refusal(c, w.task_id, "poll write", TaskState.STARTED, w.attempt, w.run_id)
+
+
+def _poll_row(w: PollWrite, task_type: str) -> dict[str, Any]:
+    assert w.poll_record is not None
+    return pollstats.poll_row(
+        task_id=w.task_id,
+        task_type=task_type,
+        attempt=w.attempt,
+        task_runner_id=w.run_id,
+        lateness_seconds=w.poll_record[0],
+        events=len(w.events),
+        error=w.poll_record[1],
+    )
+
+
+def apply(c: psycopg.Connection, w: PollWrite, task_type: str) -> TaskState | None:
+    """The rest of a write whose fence matched, but its events (the caller appends them, last):
+    the poll row, the runner's end, the follow-up tasks."""
     if w.poll_record is not None:
-        pollstats.log_poll(
-            c,
-            task_id=w.task_id,
-            task_type=row["task_type"],
-            attempt=w.attempt,
-            task_runner_id=w.run_id,
-            lateness_seconds=w.poll_record[0],
-            events=len(w.events),
-            error=w.poll_record[1],
-        )
+        pollstats.log_polls(c, [_poll_row(w, task_type)])
+    return _finish_and_follow_ups(c, w)
+
+
+def _finish_and_follow_ups(c: psycopg.Connection, w: PollWrite) -> TaskState | None:
     overall = None
     if w.finish is not None:
         overall = finish_service(
             c, w.task_id, w.attempt, RUNNER_SERVICE, w.finish, w.reason, w.detail
         )
-    if w.events:
-        copy_events(c, [(w.task_id, w.run_id, row["task_type"], e) for e in w.events])
     for ftype, fkey, fat, fparams in w.follow_ups:
         # A type must exist when one that schedules it is applied (handlers.task_types.apply); a
         # follow-up of a type soft-deleted since then is skipped, never fatal.

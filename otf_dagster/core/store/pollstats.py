@@ -30,6 +30,39 @@ def log_poll(
 ) -> None:
     """Record one poll of ``task_id``: ``lateness_seconds`` after it was due (negative: early),
     ``events`` written, ``error`` (None for a poll that succeeded)."""
+    c.execute(
+        query("log_poll"),
+        poll_row(
+            task_id=task_id,
+            task_type=task_type,
+            attempt=attempt,
+            task_runner_id=task_runner_id,
+            lateness_seconds=lateness_seconds,
+            events=events,
+            error=error,
+        ),
+    )
+
+
+def log_polls(c: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Several polls' records (each from :func:`poll_row`) in one pipelined round trip."""
+    if len(rows) == 1:
+        c.execute(query("log_poll"), rows[0])
+    elif rows:
+        c.cursor().executemany(query("log_poll"), rows)
+
+
+def poll_row(
+    *,
+    task_id: str,
+    task_type: str,
+    attempt: int,
+    task_runner_id: str,
+    lateness_seconds: float,
+    events: int,
+    error: str | None,
+) -> dict[str, Any]:
+    """One ``log_poll`` row's parameters, checked (see :func:`log_poll`)."""
     if not isinstance(lateness_seconds, int | float) or not math.isfinite(lateness_seconds):
         raise StoreError(
             f"poll record of {task_id!r}: lateness_seconds {lateness_seconds!r} is not a finite "
@@ -40,18 +73,15 @@ def log_poll(
             f"poll record of {task_id!r}: events {events!r} must be a count (0 or more) of the "
             "events the poll wrote"
         )
-    c.execute(
-        query("log_poll"),
-        {
-            "task_id": task_id,
-            "task_type": task_type,
-            "attempt": attempt,
-            "task_runner_id": task_runner_id,
-            "lateness_seconds": float(lateness_seconds),
-            "events": events,
-            "error": error,
-        },
-    )
+    return {
+        "task_id": task_id,
+        "task_type": task_type,
+        "attempt": attempt,
+        "task_runner_id": task_runner_id,
+        "lateness_seconds": float(lateness_seconds),
+        "events": events,
+        "error": error,
+    }
 
 
 def task_polls(c: psycopg.Connection, task_id: str) -> list[dict[str, Any]]:

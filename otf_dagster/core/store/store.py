@@ -57,6 +57,7 @@ class TaskStore:
         self._pool: ConnectionPool | None = None
         # task types the claim returned, by name: (row version, type); read again on a change
         self._claim_types: dict[str, tuple[str, TaskType]] = {}
+        self.batch_fallbacks = 0  # record_polls batches rolled back and written one by one
 
     @classmethod
     def pooled(cls, url: str, *, size: int = 8, application_name: str = "otf-pool") -> TaskStore:
@@ -393,6 +394,49 @@ class TaskStore:
         twice.
         """
         return self.run(f"record poll of {write.task_id!r}", lambda c: polls.record_poll(c, write))
+
+    def record_polls(self, writes: Sequence[polls.PollWrite]) -> list[TaskState | None | Exception]:
+        """Several tasks' poll writes in ONE transaction (group commit), each still fenced as
+        in :meth:`record_poll`: what ``record_poll`` would have returned for each write, in
+        order, or the exception it would have raised.
+
+        Written in task-id order (the lock order). A write its fence refuses has written
+        nothing (the fence is its first statement): it gets StaleTransition while the others
+        commit. Any other error (a constraint, a deadlock, the server going away) rolls the
+        batch back and each write is tried again alone, so a bad write costs only itself
+        (``expected_seq`` makes the second try of an acknowledged-but-lost commit a no-op);
+        once one of those gets DatabaseUnavailable, the rest get it too, untried (their
+        callers retry as they do for one write)."""
+        writes = list(writes)
+        if len(writes) <= 1:
+            return [self._one_poll(w) for w in writes]
+        order = sorted(range(len(writes)), key=lambda i: writes[i].task_id)
+        try:
+            got = self.run(
+                f"record {len(writes)} polls",
+                lambda c: polls.record_polls(c, [writes[i] for i in order]),
+            )
+        except Exception:
+            self.batch_fallbacks += 1
+        else:
+            out: list[TaskState | None | Exception] = [None] * len(writes)
+            for k, i in enumerate(order):
+                out[i] = got[k]
+            return out
+        results: list[TaskState | None | Exception] = []
+        down: DatabaseUnavailable | None = None
+        for w in writes:
+            result = DatabaseUnavailable(str(down)) if down is not None else self._one_poll(w)
+            if isinstance(result, DatabaseUnavailable):
+                down = result
+            results.append(result)
+        return results
+
+    def _one_poll(self, write: polls.PollWrite) -> TaskState | None | Exception:
+        try:
+            return self.record_poll(write)
+        except Exception as exc:
+            return exc
 
     def append_events(self, rows: Sequence[polls.EventRow]) -> None:
         """Batched append of (task_id, task_runner_id, task_type, event) rows in one transaction."""

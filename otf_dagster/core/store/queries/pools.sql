@@ -70,10 +70,17 @@ WHERE pool_id = %(pool_id)s AND state = 'RUNNING'
 RETURNING pool_id;
 
 -- name: heartbeat_pool_tasks
+-- The rows are locked in task_id order, the order the pool's group commit writes them in
+-- (core/store/group_commit.py): a batch holding some of them never deadlocks with this.
 UPDATE tasks SET heartbeat_at = now()
-FROM unnest(%(task_ids)s::text[], %(attempts)s::int[]) AS a (task_id, attempt)
-WHERE tasks.task_id = a.task_id AND tasks.attempt = a.attempt AND tasks.pool_id = %(pool_id)s
-  AND tasks.state = 'STARTED';
+FROM (SELECT t.task_id
+      FROM tasks t
+      JOIN unnest(%(task_ids)s::text[], %(attempts)s::int[]) AS a (task_id, attempt)
+        ON t.task_id = a.task_id AND t.attempt = a.attempt
+      WHERE t.pool_id = %(pool_id)s AND t.state = 'STARTED'
+      ORDER BY t.task_id
+      FOR UPDATE OF t) AS l
+WHERE tasks.task_id = l.task_id;
 
 -- name: release_pool_tasks
 -- A pool gives tasks back (more than its capacity): they stay STARTED at their attempt, and
