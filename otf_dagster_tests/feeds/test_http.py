@@ -158,15 +158,20 @@ def test_connection_refused_is_retriable() -> None:
         feed.get_json("/x.json")
 
 
-def test_one_session_per_client(sim: Simulator) -> None:
+def test_one_pool_per_client_and_its_connection_is_kept(sim: Simulator) -> None:
+    """One urllib3 pool per client; a body read whole gives its connection back, so the next
+    GET reuses it (keep-alive) instead of connecting again."""
     feed = client(sim)
-    session = feed.session
+    pool = feed.pool
     feed.get_json(SCOREBOARD)
+    hosts = pool.connection_from_url(sim.base_url)
+    [conn] = [c for c in hosts.pool.queue if c is not None]  # back in its pool
+    sock = conn.sock
     feed.get_json(SCOREBOARD)
-    assert feed.session is session
-    adapter = session.get_adapter(sim.base_url)
-    assert set(adapter.max_retries.status_forcelist) == {429, 500, 502, 503, 504}
-    assert adapter.max_retries.allowed_methods == frozenset({"GET"})
+    assert feed.pool is pool
+    assert hosts.num_connections == 1 and conn.sock is sock is not None  # the same socket
+    assert set(feed.retry.status_forcelist) == {429, 500, 502, 503, 504}
+    assert feed.retry.allowed_methods == frozenset({"GET"})
 
 
 def test_make_provider_rejects_unknown_names() -> None:
