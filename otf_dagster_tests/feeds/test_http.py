@@ -258,3 +258,78 @@ def test_a_50_mb_answer_is_refused_within_the_limit(declare: bool) -> None:
 def test_an_answer_within_the_limit_is_read_whole(sim: Simulator) -> None:
     doc = client(sim, max_bytes=10 * 2**20).get_json(SCOREBOARD)
     assert doc["scoreboard"]["games"]
+
+
+class _Echo:
+    """A loopback server that keeps each request's headers (as sent, repeats included) and
+    answers a gzip-compressed JSON document when the client asks for gzip."""
+
+    def __init__(self) -> None:
+        import gzip
+        import http.server
+        import json
+        import threading
+
+        outer = self
+        self.seen: list[list[tuple[str, str]]] = []
+        body = json.dumps({"ok": True, "pad": "x" * 2000}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                outer.seen.append(list(self.headers.items()))
+                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                data = gzip.compress(body) if gzipped else body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if gzipped:
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_headers_merge_by_name_and_gzip_is_decoded() -> None:
+    """A call's header replaces the client's of the same name whatever its case (sent once),
+    None removes one, and a gzip answer (asked for, as requests did) is decoded."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, headers={"Referer": "https://feed/", "X-Feed": "1"})
+    try:
+        doc = feed.get_json("/a.json", headers={"referer": "https://task/", "X-Feed": None})
+    finally:
+        feed.close()
+        server.close()
+    assert doc["ok"] is True and len(doc["pad"]) == 2000
+    [sent] = server.seen
+    names = [name.lower() for name, _ in sent]
+    assert names.count("referer") == 1 and dict(sent)["referer"] == "https://task/"
+    assert "x-feed" not in names
+    assert "gzip" in dict((n.lower(), v) for n, v in sent)["accept-encoding"]
+
+
+def test_a_header_value_http_refuses_is_one_line_without_the_value() -> None:
+    """A secret with a newline in it (a bad paste) fails the GET as a FatalFeedError that does
+    not repeat the value; never a traceback of http.client's ValueError."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, total_retries=0)
+    try:
+        with pytest.raises(FatalFeedError, match="header name or value is not valid") as info:
+            feed.get_json("/a.json", headers={"Authorization": "Bearer s3cret\nX-Evil: 1"})
+    finally:
+        feed.close()
+        server.close()
+    assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
+    assert server.seen == []
