@@ -272,6 +272,7 @@ class _Echo:
 
         outer = self
         self.seen: list[list[tuple[str, str]]] = []
+        self.paths: list[str] = []
         body = json.dumps({"ok": True, "pad": "x" * 2000}).encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -282,6 +283,7 @@ class _Echo:
 
             def do_GET(self) -> None:  # noqa: N802
                 outer.seen.append(list(self.headers.items()))
+                outer.paths.append(self.path)
                 gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
                 data = gzip.compress(body) if gzipped else body
                 self.send_response(200)
@@ -333,3 +335,33 @@ def test_a_header_value_http_refuses_is_one_line_without_the_value() -> None:
         server.close()
     assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
     assert server.seen == []
+
+
+def test_the_environment_s_proxy_is_read_once_and_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY names a proxy (here a loopback server that answers what it is asked for):
+    the GET goes to it, absolute URL and credentials included; ``no_proxy`` for the feed's
+    host bypasses it. The environment is read when the client is made, not per GET."""
+    import base64
+
+    proxy = _Echo()
+    target = "http://feed.invalid:81"
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://bob:pw@{proxy.base_url[len('http://') :]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("http_proxy", raising=False)
+        feed = FeedClient(target, total_retries=0)
+        monkeypatch.delenv("HTTP_PROXY")  # read once: still proxied
+        assert feed.get_json("/a.json")["ok"] is True
+        [sent] = proxy.seen
+        assert proxy.paths == [f"{target}/a.json"]  # the absolute URL: a proxy's request
+        auth = dict((n.lower(), v) for n, v in sent)["proxy-authorization"]
+        assert auth == "Basic " + base64.b64encode(b"bob:pw").decode()
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.setenv("NO_PROXY", "feed.invalid")
+        bypassed = FeedClient(target, total_retries=0, timeout=(1.0, 1.0))
+        with pytest.raises(RetriableFeedError, match="unreachable"):
+            bypassed.get_json("/a.json")  # straight to feed.invalid, which does not resolve
+        assert len(proxy.seen) == 1
+    finally:
+        proxy.close()
