@@ -365,3 +365,38 @@ def test_the_environment_s_proxy_is_read_once_and_used(monkeypatch: pytest.Monke
         assert len(proxy.seen) == 1
     finally:
         proxy.close()
+
+
+def test_tls_is_verified_against_the_environment_s_ca_bundle(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loopback HTTPS feed with a certificate of its own: trusted through REQUESTS_CA_BUNDLE
+    (or CURL_CA_BUNDLE), refused (retriable, one line) without it, as requests did."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = _Echo()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    base = server.base_url.replace("http://", "https://")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        with pytest.raises(RetriableFeedError, match="unreachable.*SSLError"):
+            FeedClient(base, total_retries=0).get_json("/a.json")
+        monkeypatch.setenv("CURL_CA_BUNDLE", str(cert))
+        assert FeedClient(base, total_retries=0).get_json("/a.json")["ok"] is True
+        monkeypatch.delenv("CURL_CA_BUNDLE")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert FeedClient(base, total_retries=0).get_json("/a.json")["ok"] is True
+    finally:
+        server.close()
