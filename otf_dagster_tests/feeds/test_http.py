@@ -262,7 +262,8 @@ def test_an_answer_within_the_limit_is_read_whole(sim: Simulator) -> None:
 
 class _Echo:
     """A loopback server that keeps each request's headers (as sent, repeats included) and
-    answers a gzip-compressed JSON document when the client asks for gzip."""
+    answers a gzip-compressed JSON document when the client asks for gzip; ``/moved...`` is
+    redirected there."""
 
     def __init__(self) -> None:
         import gzip
@@ -284,6 +285,12 @@ class _Echo:
             def do_GET(self) -> None:  # noqa: N802
                 outer.seen.append(list(self.headers.items()))
                 outer.paths.append(self.path)
+                if self.path.startswith("/moved"):  # a redirect, as a CDN may answer
+                    self.send_response(302)
+                    self.send_header("Location", "/a.json")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
                 data = gzip.compress(body) if gzipped else body
                 self.send_response(200)
@@ -400,3 +407,15 @@ def test_tls_is_verified_against_the_environment_s_ca_bundle(
         assert FeedClient(base, total_retries=0).get_json("/a.json")["ok"] is True
     finally:
         server.close()
+
+
+def test_a_redirect_is_followed() -> None:
+    """A 302 is followed to the document (as requests did), counted against the retries."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, total_retries=1)
+    try:
+        assert feed.get_json("/moved.json")["ok"] is True
+    finally:
+        feed.close()
+        server.close()
+    assert server.paths == ["/moved.json", "/a.json"]
