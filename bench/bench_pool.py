@@ -16,8 +16,8 @@
 
 Figures: ``pool.live_tasks_on_time`` (largest N with p99 <= 1 s), ``pool.p99_lateness.nN``,
 ``pool.rss_mb.nN``, ``pool.cpu_ms_per_poll``, ``pool.cpu_ms_per_poll.vs_floor`` (against the
-same poll in a tight single-threaded loop: one keep-alive GET, parse + diff, one fenced
-commit, measured in the same run), ``pool.feed_server_capacity``,
+same poll in a tight single-threaded loop: one keep-alive bare urllib3 GET, parse + diff, one
+fenced commit, measured in the same run), ``pool.feed_server_capacity``,
 ``pool.vs_run_per_task``, and the Task Manager's side: ``pool.assign_2000`` (a tick that
 assigns 2,000 claimed tasks to pools) and ``pool.claim_with_1m_finished`` (the claim with a
 season's 1,000,000 finished tasks in the table, beside the same claim on an empty table).
@@ -304,19 +304,21 @@ def bench_pool_ramp(server, base_url: str, cfg: dict, results: list, info: dict)
 
 
 def floor_process(url: str, base_url: str, task_id: str, attempt: int, polls: int, out) -> None:
-    """The least a poll can cost in this process: one keep-alive GET of the same counter
-    document, its JSON parsed and compared with the last one (a ``changed`` event when it
-    moved), and one fenced commit of the same statements the store's poll write runs (the
-    checkpoint under the fence, the events under the events lock, the poll row). No threads,
-    no scheduler, no handler, no store: what the pool adds is the rest."""
+    """The least a poll can cost in this process: one keep-alive GET (bare urllib3: no retries
+    object, no size limit) of the same counter document, its JSON parsed and compared with the
+    last one (a ``changed`` event when it moved), and one fenced commit of the same statements
+    the store's poll write runs (the checkpoint under the fence, the events under the events
+    lock, the poll row). No threads, no scheduler, no handler, no store: what the pool adds is
+    the rest."""
     import json
 
-    import requests
+    import urllib3
     from psycopg.types.json import Jsonb
 
     from otf_dagster.core.store import EVENTS_LOCK_KEY, query
 
-    session = requests.Session()
+    http = urllib3.PoolManager()  # the bare GET: the pool's FeedClient is urllib3 too
+    timeout = urllib3.Timeout(connect=10, read=10)
     me = psutil.Process()
     doc_url = f"{base_url}/demo/count/floor.json?start={time.time()}&steps=100000000&every={POLL}"
     save, lock, poll_row = query("save_checkpoint"), query("lock_events"), query("log_poll")
@@ -327,7 +329,7 @@ def floor_process(url: str, base_url: str, task_id: str, attempt: int, polls: in
 
         def one() -> None:
             nonlocal last, seq
-            doc = json.loads(session.get(doc_url, timeout=10).content)
+            doc = json.loads(http.request("GET", doc_url, timeout=timeout).data)
             # The diff is made, but every poll writes its event: each of the pool's polls, 10 s
             # apart, sees a new count, and a tight loop would otherwise see the same one.
             changed = doc.get("count") != (last or {}).get("count") or True

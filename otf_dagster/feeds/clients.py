@@ -1,4 +1,4 @@
-"""HTTP clients for runners: one ``FeedClient`` (one pooled ``requests.Session``) per base
+"""HTTP clients for runners: one ``FeedClient`` (one urllib3 connection pool) per base
 URL, shared by every task a runner process polls, and a per-poll face that records what the
 poll fetched (``spawn`` reads the document)."""
 

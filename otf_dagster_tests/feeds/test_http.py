@@ -158,15 +158,20 @@ def test_connection_refused_is_retriable() -> None:
         feed.get_json("/x.json")
 
 
-def test_one_session_per_client(sim: Simulator) -> None:
+def test_one_pool_per_client_and_its_connection_is_kept(sim: Simulator) -> None:
+    """One urllib3 pool per client; a body read whole gives its connection back, so the next
+    GET reuses it (keep-alive) instead of connecting again."""
     feed = client(sim)
-    session = feed.session
+    pool = feed.pool
     feed.get_json(SCOREBOARD)
+    hosts = pool.connection_from_url(sim.base_url)
+    [conn] = [c for c in hosts.pool.queue if c is not None]  # back in its pool
+    sock = conn.sock
     feed.get_json(SCOREBOARD)
-    assert feed.session is session
-    adapter = session.get_adapter(sim.base_url)
-    assert set(adapter.max_retries.status_forcelist) == {429, 500, 502, 503, 504}
-    assert adapter.max_retries.allowed_methods == frozenset({"GET"})
+    assert feed.pool is pool
+    assert hosts.num_connections == 1 and conn.sock is sock is not None  # the same socket
+    assert set(feed.retry.status_forcelist) == {429, 500, 502, 503, 504}
+    assert feed.retry.allowed_methods == frozenset({"GET"})
 
 
 def test_make_provider_rejects_unknown_names() -> None:
@@ -253,3 +258,164 @@ def test_a_50_mb_answer_is_refused_within_the_limit(declare: bool) -> None:
 def test_an_answer_within_the_limit_is_read_whole(sim: Simulator) -> None:
     doc = client(sim, max_bytes=10 * 2**20).get_json(SCOREBOARD)
     assert doc["scoreboard"]["games"]
+
+
+class _Echo:
+    """A loopback server that keeps each request's headers (as sent, repeats included) and
+    answers a gzip-compressed JSON document when the client asks for gzip; ``/moved...`` is
+    redirected there."""
+
+    def __init__(self) -> None:
+        import gzip
+        import http.server
+        import json
+        import threading
+
+        outer = self
+        self.seen: list[list[tuple[str, str]]] = []
+        self.paths: list[str] = []
+        body = json.dumps({"ok": True, "pad": "x" * 2000}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                outer.seen.append(list(self.headers.items()))
+                outer.paths.append(self.path)
+                if self.path.startswith("/moved"):  # a redirect, as a CDN may answer
+                    self.send_response(302)
+                    self.send_header("Location", "/a.json")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                data = gzip.compress(body) if gzipped else body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if gzipped:
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_headers_merge_by_name_and_gzip_is_decoded() -> None:
+    """A call's header replaces the client's of the same name whatever its case (sent once),
+    None removes one, and a gzip answer (asked for, as requests did) is decoded."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, headers={"Referer": "https://feed/", "X-Feed": "1"})
+    try:
+        doc = feed.get_json("/a.json", headers={"referer": "https://task/", "X-Feed": None})
+    finally:
+        feed.close()
+        server.close()
+    assert doc["ok"] is True and len(doc["pad"]) == 2000
+    [sent] = server.seen
+    names = [name.lower() for name, _ in sent]
+    assert names.count("referer") == 1 and dict(sent)["referer"] == "https://task/"
+    assert "x-feed" not in names
+    assert "gzip" in dict((n.lower(), v) for n, v in sent)["accept-encoding"]
+
+
+def test_a_header_value_http_refuses_is_one_line_without_the_value() -> None:
+    """A secret with a newline in it (a bad paste) fails the GET as a FatalFeedError that does
+    not repeat the value; never a traceback of http.client's ValueError."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, total_retries=0)
+    try:
+        with pytest.raises(FatalFeedError, match="header name or value is not valid") as info:
+            feed.get_json("/a.json", headers={"Authorization": "Bearer s3cret\nX-Evil: 1"})
+    finally:
+        feed.close()
+        server.close()
+    assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
+    assert server.seen == []
+
+
+def test_the_environment_s_proxy_is_read_once_and_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY names a proxy (here a loopback server that answers what it is asked for):
+    the GET goes to it, absolute URL and credentials included; ``no_proxy`` for the feed's
+    host bypasses it. The environment is read when the client is made, not per GET."""
+    import base64
+
+    proxy = _Echo()
+    target = "http://feed.invalid:81"
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://bob:pw@{proxy.base_url[len('http://') :]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("http_proxy", raising=False)
+        feed = FeedClient(target, total_retries=0)
+        monkeypatch.delenv("HTTP_PROXY")  # read once: still proxied
+        assert feed.get_json("/a.json")["ok"] is True
+        [sent] = proxy.seen
+        assert proxy.paths == [f"{target}/a.json"]  # the absolute URL: a proxy's request
+        auth = dict((n.lower(), v) for n, v in sent)["proxy-authorization"]
+        assert auth == "Basic " + base64.b64encode(b"bob:pw").decode()
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.setenv("NO_PROXY", "feed.invalid")
+        bypassed = FeedClient(target, total_retries=0, timeout=(1.0, 1.0))
+        with pytest.raises(RetriableFeedError, match="unreachable"):
+            bypassed.get_json("/a.json")  # straight to feed.invalid, which does not resolve
+        assert len(proxy.seen) == 1
+    finally:
+        proxy.close()
+
+
+def test_tls_is_verified_against_the_environment_s_ca_bundle(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loopback HTTPS feed with a certificate of its own: trusted through REQUESTS_CA_BUNDLE
+    (or CURL_CA_BUNDLE), refused (retriable, one line) without it, as requests did."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = _Echo()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    base = server.base_url.replace("http://", "https://")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        with pytest.raises(RetriableFeedError, match="unreachable.*SSLError"):
+            FeedClient(base, total_retries=0).get_json("/a.json")
+        monkeypatch.setenv("CURL_CA_BUNDLE", str(cert))
+        assert FeedClient(base, total_retries=0).get_json("/a.json")["ok"] is True
+        monkeypatch.delenv("CURL_CA_BUNDLE")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert FeedClient(base, total_retries=0).get_json("/a.json")["ok"] is True
+    finally:
+        server.close()
+
+
+def test_a_redirect_is_followed() -> None:
+    """A 302 is followed to the document (as requests did), counted against the retries."""
+    server = _Echo()
+    feed = FeedClient(server.base_url, total_retries=1)
+    try:
+        assert feed.get_json("/moved.json")["ok"] is True
+    finally:
+        feed.close()
+        server.close()
+    assert server.paths == ["/moved.json", "/a.json"]
