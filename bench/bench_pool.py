@@ -49,13 +49,15 @@ from otf_dagster.handlers import HANDLERS, task_types  # noqa: E402
 POLL = 10.0
 GOAL_P99 = 1.0
 FULL = {
-    "ramp": [100, 500, 1000, 2000, 5000, 10000],
+    # from the first load worth a pool to the goal's 10,000 (100 and 500 were kept on time in
+    # every run since the pool landed; a full `make bench` has 40 minutes for every script)
+    "ramp": [1000, 2000, 5000, 10000],
     # the deployment's way past one process's core: N tasks split over pool processes of
     # OTF_POOL_SIZE each, as the Task Manager assigns them (pool.deployment_on_time)
     "deployment_ramp": [10000],
     "processes": 2,
-    "window": 60.0,
-    "per_process": [25, 50, 100, 150],
+    "window": 45.0,  # 45,000 polls at 10,000 tasks: the p99 of many
+    "per_process": [50, 100, 150],
     "floor_polls": 5000,
 }
 QUICK = {

@@ -4,6 +4,10 @@
 
 Each script runs as its own subprocess (``--quick`` is passed on) and prints its own figures;
 the exit status is non-zero when any script failed (the others still run).
+
+A full run of every script (no ``--quick``, no names) leaves ``bench/results.json`` holding only
+its own figures: one taken before the run started (an older run's, another machine's, a figure no
+script takes any more) is dropped at the end and named, so the file is one run on one machine.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no bench/bench_*.py scripts found", file=sys.stderr)
         return 1
 
+    whole_run = not args.quick and not args.only
+    started = datetime.now(UTC).replace(microsecond=0)
+    run_start = time.perf_counter()
     outcomes: list[tuple[str, int, float]] = []
     for script in scripts:
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
@@ -47,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append((script.name, rc, time.perf_counter() - start))
 
     print("\n===== summary =====")
+    if whole_run:
+        dropped = drop_older(started)
+        if dropped:
+            print(f"dropped {len(dropped)} figures not taken by this run: {', '.join(dropped)}")
     entries = _common.read_results()
     machines = sorted({e["machine"] for e in entries if isinstance(e.get("machine"), str)})
     print(f"machine: {_common.machine_line(_common.machine())}")
@@ -59,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name, rc, seconds in outcomes:
         print(f"{name:32s} {'ok' if rc == 0 else f'FAILED (exit {rc})':18s} {seconds:7.1f} s")
+    print(f"{'all':32s} {'':18s} {time.perf_counter() - run_start:7.1f} s")
     failed = [name for name, rc, _ in outcomes if rc != 0]
     missed = [e["name"] for e in entries if e.get("goal_met") is False]
     if missed:
@@ -67,6 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def drop_older(started: datetime, path: Path = _common.RESULTS_PATH) -> list[str]:
+    """Remove from ``path`` every figure recorded before ``started``; their names."""
+    entries = _common.read_results(path)
+    keep, dropped = [], []
+    for e in entries:
+        try:
+            at = datetime.fromisoformat(str(e.get("recorded_at")))
+        except ValueError:
+            at = None
+        (keep if at is not None and at.tzinfo and at >= started else dropped).append(e)
+    if dropped:
+        path.write_text("[]\n", encoding="utf-8")
+        _common.write_results(keep, path)
+    return [e["name"] for e in dropped]
 
 
 if __name__ == "__main__":
