@@ -179,8 +179,14 @@ def write_results(entries: Sequence[dict[str, Any]], path: Path | str = RESULTS_
         if e["name"] not in seen:
             merged.append(new_by_name[e["name"]])
             seen.add(e["name"])
+    return save_results(merged, path)
+
+
+def save_results(entries: Sequence[dict[str, Any]], path: Path | str = RESULTS_PATH) -> Path:
+    """Write ``entries`` as the whole of ``path``, atomically."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(list(entries), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     return path
 

@@ -93,8 +93,7 @@ def drop_older(started: datetime, path: Path = _common.RESULTS_PATH) -> list[str
             at = None
         (keep if at is not None and at.tzinfo and at >= started else dropped).append(e)
     if dropped:
-        path.write_text("[]\n", encoding="utf-8")
-        _common.write_results(keep, path)
+        _common.save_results(keep, path)
     return [e["name"] for e in dropped]
 
 
