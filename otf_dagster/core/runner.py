@@ -147,6 +147,8 @@ class TaskRunner:
         self.backfill_rps = backfill_rps
         self._pace: pace.Pace | None = None
         self._slot_at: datetime | None = None
+        # the poll's URL and feed client, for the type's (url_template, base_url, handler)
+        self._target: tuple[tuple[Any, ...], str, Any] | None = None
 
     # --- database calls that survive a restarting server ----------------------------------
 
@@ -360,6 +362,18 @@ class TaskRunner:
         return left
 
     def _client_for(self, ttype: TaskType, handler: Handler) -> tuple[str, PollClient]:
+        """The poll's URL and a fresh PollClient on its feed's shared client. The URL and the
+        feed client depend only on the type's template, base URL and handler (the task's key
+        and params are fixed for the attempt), so they are worked out once per such triple,
+        not on every poll; a changed type gets its own at its next poll."""
+        key = (ttype.url_template, ttype.base_url, ttype.handler)
+        if self._target is None or self._target[0] != key:
+            url, feed = self._target_for(ttype, handler)
+            self._target = (key, url, feed)
+        _, url, feed = self._target
+        return url, PollClient(feed)
+
+    def _target_for(self, ttype: TaskType, handler: Handler) -> tuple[str, Any]:
         assert self.task is not None
         path = urls.render(ttype.url_template, self.task.external_key, self.task.params)
         if urls.is_absolute(path):
@@ -373,8 +387,8 @@ class TaskRunner:
                 DEFAULT_BASE_URLS,
                 f"task type {ttype.name!r}",
             )
-        client = PollClient(self.clients.for_base(base))
-        return client.url_for(path), client
+        feed = self.clients.for_base(base)
+        return feed.url_for(path), feed
 
     def _records(self, result: PollResult) -> list[EventRecord]:
         records = []

@@ -72,14 +72,16 @@ def record_polls(
     refuses is its exception in the list, having written nothing (the fence is its first
     statement); any other error propagates and the caller rolls the whole batch back.
 
-    In a few round trips whatever the batch's size: every fence in one pipeline, the poll rows
-    in one ``executemany``, the events of every accepted write in one COPY at the end (the
+    In a few round trips whatever the batch's size: every fence in one pipelined
+    ``executemany``, the poll rows in another, the events of every accepted write in one COPY at the end (the
     events lock taken last, after every task row, as in a single write, and held to commit);
     a runner's end and its follow-ups (a task's last poll) one by one."""
     out: list[TaskState | None | StoreError] = [None] * len(writes)
-    with c.pipeline():
-        cursors = [c.execute(query("save_checkpoint"), _fence_params(w)) for w in writes]
-        matched = [cur.fetchone() for cur in cursors]
+    # one statement per write, pipelined by executemany (the query converted once, not per
+    # write); its result sets in the writes' order: the matched row, or none (refused)
+    fences = c.cursor()
+    fences.executemany(query("save_checkpoint"), map(_fence_params, writes), returning=True)
+    matched = [cur.fetchone() for cur in fences.results()]
     accepted: list[tuple[int, PollWrite, str]] = []
     for i, (w, row) in enumerate(zip(writes, matched, strict=True)):
         if row is not None:
