@@ -16,8 +16,10 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -27,6 +29,18 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 RESULTS_PATH = BENCH_DIR / "results.json"
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a killed bench, `timeout`, CI's cancel) ends the script like Ctrl-C does: by an
+    exception, so every ``finally`` runs and the embedded PostgreSQL, nginx and child
+    processes the script started are stopped, not left behind holding ports and folders."""
+    raise SystemExit(128 + signum)
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
 
 if str(ROOT) not in sys.path:  # `python bench/bench_x.py` from anywhere, without installing bench/
     sys.path.insert(0, str(ROOT))

@@ -13,6 +13,7 @@ script takes any more) is dropped at the end and named, so the file is one run o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
@@ -47,11 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
         print(f"\n===== {script.name} =====", flush=True)
         start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=_common.ROOT)
         try:
-            rc = subprocess.run(cmd, cwd=_common.ROOT).returncode
-        except KeyboardInterrupt:
+            rc = proc.wait()
+        except (KeyboardInterrupt, SystemExit) as stop:
+            # Ctrl-C reaches the script too (same process group); a SIGTERM sent to run.py
+            # alone is passed on, and the script is given time to stop what it started
+            # (subprocess.run would SIGKILL it and leave its PostgreSQL and nginx running).
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)
             print(f"\ninterrupted during {script.name}", file=sys.stderr)
-            return 130
+            return 130 if isinstance(stop, KeyboardInterrupt) else 143
         outcomes.append((script.name, rc, time.perf_counter() - start))
 
     print("\n===== summary =====")
